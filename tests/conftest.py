@@ -1,0 +1,67 @@
+"""Shared fixtures: real test media (fetched from package repositories, transcoded with PyAV)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import av
+import pytest
+
+from wtpipe import testmedia
+from wtpipe.shards.build import ShardBuilder
+from wtpipe.shards.settings import BuildSettings
+
+
+@pytest.fixture(scope="session")
+def sources() -> dict[str, str]:
+    return testmedia.fetch_sources()
+
+
+@pytest.fixture(scope="session")
+def media(sources: dict[str, str]):
+    """Derived clip by kind, e.g. ``media("h264_4k")``."""
+    return testmedia.derived
+
+
+@pytest.fixture(scope="session")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return testmedia.bad_files(str(tmp_path_factory.mktemp("bad")))
+
+
+@pytest.fixture
+def build(tmp_path):
+    """Run a build in-process; returns (report, out dir)."""
+
+    def run(inputs: list[str], out: str | None = None, workers: int = 2, **settings):
+        out = out or str(tmp_path / "shards")
+        report = ShardBuilder(inputs, out, BuildSettings(**settings), workers=workers, progress=False).run()
+        return report, out
+
+    return run
+
+
+def all_frame_times(path: str) -> list[Fraction]:
+    """Every decoded frame's time from the first frame, by a plain sequential PyAV decode."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        time_base = stream.time_base
+        pts = [f.pts for f in container.decode(stream) if f.pts is not None]
+    return [(p - pts[0]) * time_base for p in pts]
+
+
+def reference_grid_times(path: str, fps: Fraction) -> list[float]:
+    """The frames a grid of ``fps`` should keep: for each grid point the first frame at or after it."""
+    times = all_frame_times(path)
+    kept: list[Fraction] = []
+    k = 0
+    for t in times:
+        if k / fps <= t:
+            kept.append(t)
+            while k / fps <= t:
+                k += 1
+    return [float(t) for t in kept]
+
+
+def shard_names(out: str) -> list[str]:
+    return sorted(n for n in os.listdir(out) if n.startswith("shard-"))

@@ -1,0 +1,187 @@
+"""ShardBuilder: real videos in every codec become verified, mixed, reproducible shards."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from wtpipe.shards.build import BuildError, ShardBuilder
+from wtpipe.shards.read import iter_samples, load_manifest
+from wtpipe.shards.settings import BuildSettings
+from wtpipe.shards.verify import verify
+
+from ..conftest import reference_grid_times, shard_names
+
+CODEC_KINDS = ["h264_4k", "hevc_4k", "hevc10", "vp9", "av1", "odd_size", "rotated", "vfr"]
+
+
+def samples_by_video(out: str) -> dict[str, list]:
+    videos: dict[str, list] = {}
+    for name in shard_names(out):
+        for sample in iter_samples(os.path.join(out, name)):
+            videos.setdefault(sample.meta["video_id"], []).append(sample)
+    for samples in videos.values():
+        samples.sort(key=lambda s: s.meta["pts"][0])
+    return videos
+
+
+@pytest.fixture(scope="module")
+def codec_build(tmp_path_factory, sources):
+    from wtpipe import testmedia
+
+    paths = [testmedia.derived(k) for k in CODEC_KINDS] + [sources["tree.avi"], sources["vtest.avi"]]
+    out = str(tmp_path_factory.mktemp("codecs") / "shards")
+    report = ShardBuilder(paths, out, BuildSettings(fps="5", short_side=192, segment_seconds=2, min_shards=4,
+                                                     unit_seconds=0.5), workers=2, progress=False).run()
+    return paths, out, report
+
+
+def test_every_codec_is_ingested_with_the_reference_frames(codec_build):
+    paths, out, report = codec_build
+    assert report.problems == []
+    by_video = samples_by_video(out)
+    manifest = load_manifest(out)
+    for path, video in zip(paths, manifest["videos"]):
+        stored = [t for s in by_video[video["id"]] for t in s.meta["pts"]]
+        assert stored == pytest.approx(reference_grid_times(path, Fraction(5)), abs=1e-5), path
+        assert video["frames_stored"] == len(stored)
+
+
+def test_samples_are_segments_of_consecutive_frames(codec_build):
+    _, out, _ = codec_build
+    for samples in samples_by_video(out).values():
+        for sample in samples:
+            frames = sample.frames()
+            assert len(frames) == sample.meta["frames"] == len(sample.meta["pts"]) <= 10
+            assert sample.meta["pts"] == sorted(sample.meta["pts"])
+            assert frames[0].shape[:2] == (sample.meta["stored"]["height"], sample.meta["stored"]["width"])
+            assert min(frames[0].shape[:2]) <= 192 and "." not in sample.key
+
+
+def test_header_frame_count_lies_are_ignored(codec_build):
+    _, out, _ = codec_build
+    tree = next(v for v in load_manifest(out)["videos"] if v["id"] == "tree")
+    assert tree["frames_declared"] == 444 and tree["frames_decoded"] == 68
+
+
+def test_shards_mix_videos_and_verify(codec_build):
+    _, out, _ = codec_build
+    manifest = load_manifest(out)
+    assert len(manifest["shards"]) == 4
+    for name in shard_names(out):
+        videos = {s.meta["video_id"] for s in iter_samples(os.path.join(out, name))}
+        assert len(videos) >= 3
+    assert verify(out, progress=False) == []
+
+
+def test_webdataset_reads_the_shards(codec_build):
+    _, out, _ = codec_build
+    urls = [os.path.join(out, n) for n in shard_names(out)]
+    samples = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("rgb8"))
+    assert len(samples) == load_manifest(out)["totals"]["samples"]
+    sample = samples[0]
+    meta = sample["json"]
+    assert sum(1 for k in sample if k.endswith(".jpg")) == meta["frames"]
+    assert sample["000000.jpg"].dtype == np.uint8
+
+
+def test_rebuild_is_byte_identical_whatever_the_worker_count(codec_build, build):
+    paths, out, _ = codec_build
+    _, again = build(paths, workers=1, fps="5", short_side=192, segment_seconds=2, min_shards=4,
+                     unit_seconds=30)
+    names = shard_names(out)
+    assert names == shard_names(again)
+    for name in [*names, "manifest.json"]:
+        with open(os.path.join(out, name), "rb") as a, open(os.path.join(again, name), "rb") as b:
+            if name == "manifest.json":
+                ma, mb = json.load(a), json.load(b)
+                assert ma["shards"] == mb["shards"] and ma["videos"] == mb["videos"]
+            else:
+                assert a.read() == b.read(), name
+
+
+def test_bad_inputs_are_reported_and_good_ones_ingested(build, bad, media, sources):
+    broken = [media("truncated"), media("corrupt_middle"), *bad.values()]
+    report, out = build([sources["bikes.mp4"], *broken], fps="2")
+    failed = {f["path"]: f["problem"] for f in load_manifest(out)["failures"]}
+    assert set(failed) == set(broken)
+    assert "truncated" in failed[media("truncated")]
+    assert "corrupt packet" in failed[media("corrupt_middle")]
+    assert "empty file" in failed[bad["zero_bytes"]]
+    assert "still image" in failed[bad["still_image"]]
+    assert "no video stream" in failed[bad["audio_only"]]
+    assert "no such file" in failed[bad["missing"]]
+    assert "not a readable video" in failed[bad["random_bytes"]]
+    bikes = next(v for v in load_manifest(out)["videos"] if v["id"] == "bikes")
+    assert bikes["frames_stored"] == 20  # all of the good 10 s clip at 2 fps
+    assert verify(out, progress=False) == []
+
+
+def test_dead_footage_is_left_out_and_reported(build, media):
+    report, out = build([media("dead")], fps="2")
+    video = load_manifest(out)["videos"][0]
+    reasons = {d["reason"]: (d["start_s"], d["end_s"]) for d in video["dead"]}
+    assert reasons["blank"] == pytest.approx((8.0, 16.0), abs=0.6)
+    assert reasons["frozen"][0] == pytest.approx(24.0, abs=1.6) and reasons["frozen"][1] == pytest.approx(32.0, abs=0.6)
+    times = [t for s in samples_by_video(out)["vtest-dead"] for t in s.meta["pts"]]
+    assert not [t for t in times if 8.5 < t < 15.5 or 25.5 < t < 31.5]
+    assert len(times) == video["frames_stored"] < 72
+
+
+def test_keep_dead_keeps_everything_but_still_reports(build, media):
+    _, out = build([media("dead")], fps="2", keep_dead=True)
+    video = load_manifest(out)["videos"][0]
+    assert video["frames_stored"] == 72 and len(video["dead"]) == 2 and video["dead_kept"]
+
+
+def test_changed_settings_are_refused_then_overwrite_rebuilds(build, sources):
+    _, out = build([sources["bikes.mp4"]], fps="2")
+    with pytest.raises(BuildError, match=r"other settings \(fps: 2 -> 3\)"):
+        build([sources["bikes.mp4"]], out=out, fps="3")
+    report = ShardBuilder([sources["bikes.mp4"]], out, BuildSettings(fps="3"), overwrite=True,
+                          progress=False).run()
+    assert report.manifest["totals"]["frames"] == 30
+
+
+def test_rerun_of_a_finished_build_does_nothing(build, sources):
+    _, out = build([sources["bikes.mp4"]], fps="2")
+    before = {n: os.path.getmtime(os.path.join(out, n)) for n in os.listdir(out)}
+    report, _ = build([sources["bikes.mp4"]], out=out, fps="2")
+    assert report.source_frames == 0
+    assert before == {n: os.path.getmtime(os.path.join(out, n)) for n in os.listdir(out)}
+
+
+def test_unwritable_output_is_one_clear_error(build, sources, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BuildError, match="cannot write output directory"):
+        build([sources["bikes.mp4"]], out=str(blocker / "shards"))
+
+
+def test_mp4_segments_are_smaller_and_decode(build, sources):
+    _, jpg = build([sources["vtest.avi"]], out=None, fps="2")
+    _, mp4 = build([sources["vtest.avi"]], out=jpg + "-mp4", fps="2", frame_format="mp4")
+    a, b = load_manifest(jpg)["totals"], load_manifest(mp4)["totals"]
+    assert a["frames"] == b["frames"] and b["bytes"] < a["bytes"] / 3
+    assert verify(mp4, progress=False) == []
+
+
+def test_decord_backend_builds_the_same_frames(build, media):
+    pytest.importorskip("decord")
+    _, a = build([media("short_gop")], fps="2", unit_seconds=5)
+    _, b = build([media("short_gop")], out=a + "-decord", fps="2", unit_seconds=5, backend="decord")
+    assert load_manifest(a)["totals"]["frames"] == load_manifest(b)["totals"]["frames"] == 60
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="fps must be"):
+        BuildSettings(fps="fast")
+    with pytest.raises(ValueError, match="frame_format must be one of"):
+        BuildSettings(frame_format="png")
+    with pytest.raises(ValueError, match="unknown build settings: colour"):
+        BuildSettings.from_json({"colour": 1})

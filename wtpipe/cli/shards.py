@@ -1,0 +1,135 @@
+"""``wtpipe-shards``: build, verify, describe and preview WebDataset shards of long videos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from wtpipe.shards.build import BuildError, BuildReport, ShardBuilder
+from wtpipe.shards.info import describe
+from wtpipe.shards.preview import contact_sheet
+from wtpipe.shards.settings import BuildSettings
+from wtpipe.shards.verify import verify
+from wtpipe.shards.writer import FRAME_FORMATS
+from wtpipe.video.decode import BACKENDS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _build_parser(sub: argparse._SubParsersAction) -> None:
+    d = BuildSettings()
+    p = sub.add_parser("build", help="decode videos into sharded WebDataset segments",
+                       description="Decode long videos into WebDataset shards of frame segments. "
+                                   "Re-running the same command resumes an interrupted build.")
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files or directories of them")
+    p.add_argument("--out", required=True, help="output directory for shards and manifest.json")
+    p.add_argument("--fps", default=d.fps, help=f"stored frames per second, e.g. 4 or 30000/1001 (default {d.fps})")
+    p.add_argument("--size", type=int, default=d.short_side, dest="short_side",
+                   help=f"stored frame short side in pixels, never upscaled (default {d.short_side})")
+    p.add_argument("--segment-seconds", type=float, default=d.segment_seconds,
+                   help=f"longest segment (one sample) in seconds (default {d.segment_seconds:g})")
+    p.add_argument("--format", choices=FRAME_FORMATS, default=d.frame_format, dest="frame_format",
+                   help=f"frames as JPEG files or one short H.264 mp4 per segment (default {d.frame_format})")
+    p.add_argument("--quality", type=int, default=d.jpeg_quality, dest="jpeg_quality",
+                   help=f"JPEG quality (default {d.jpeg_quality})")
+    p.add_argument("--shard-mb", type=float, default=d.shard_mb, help=f"target shard size in MB (default {d.shard_mb:g})")
+    p.add_argument("--min-shards", type=int, default=d.min_shards,
+                   help="at least this many shards, e.g. 2 x ranks x loader workers (default 1)")
+    p.add_argument("--unit-seconds", type=float, default=d.unit_seconds,
+                   help=f"work-unit length: one long video is split among workers (default {d.unit_seconds:g})")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--backend", choices=BACKENDS, default=d.backend, help="decoder (decord: H.264/HEVC only)")
+    p.add_argument("--keep-dead", action="store_true", help="keep blank/frozen stretches (still reported)")
+    p.add_argument("--dead-min-seconds", type=float, default=d.dead_min_seconds,
+                   help=f"shortest blank/frozen stretch treated as dead (default {d.dead_min_seconds:g})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the shard mixing (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing build in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _summary(report: BuildReport) -> str:
+    lines = [describe(report.manifest)]
+    if report.seconds:
+        rate = report.source_frames / report.seconds
+        lines.append(f"\n{report.source_frames} source frames decoded in {report.seconds:.1f}s "
+                     f"({rate:.1f} frames/s); {report.resumed_units} units reused from an earlier run")
+    lines.append(f"output: {report.out}")
+    return "\n".join(lines)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    names = {f.name for f in fields(BuildSettings)}
+    try:
+        settings = BuildSettings(**{k: v for k, v in vars(args).items() if k in names})
+    except ValueError as err:
+        print(f"wtpipe-shards build: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    builder = ShardBuilder(args.inputs, args.out, settings, workers=args.workers,
+                           overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        report = builder.run()
+    except BuildError as err:
+        print(f"wtpipe-shards build: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_summary(report))
+    if report.problems:
+        print(f"wtpipe-shards build: {len(report.problems)} problem(s), listed above and under "
+              f"'failures' in {report.out}/manifest.json", file=sys.stderr)
+    return EXIT_FAILED if report.problems else EXIT_OK
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    try:
+        problems = verify(args.dir, progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wtpipe-shards verify: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    for problem in problems:
+        print(f"wtpipe-shards verify: {problem}", file=sys.stderr)
+    print("OK: every shard matches the manifest and every frame decodes" if not problems
+          else f"FAILED: {len(problems)} problem(s)")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from wtpipe.shards.read import load_manifest
+
+    try:
+        print(describe(load_manifest(args.dir)))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wtpipe-shards info: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    try:
+        count = contact_sheet(args.dir, args.out, tiles=args.tiles)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        print(f"wtpipe-shards preview: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {args.out} ({count} frames)")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wtpipe-shards", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _build_parser(sub)
+    p = sub.add_parser("verify", help="check shards against manifest.json (sha256, counts, decoding)")
+    p.add_argument("dir")
+    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("info", help="totals and per-video figures of a shard directory")
+    p.add_argument("dir")
+    p = sub.add_parser("preview", help="write a contact sheet PNG of sampled frames")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--tiles", type=int, default=24, help="number of frames (default 24)")
+    args = parser.parse_args(argv)
+    handler = {"build": _run_build, "verify": _run_verify, "info": _run_info, "preview": _run_preview}
+    return handler[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""Ingestion driver: videos in, verified WebDataset shards and a manifest out, resumably.
+
+Phases, each resumable on its own:
+1. *plan*: probe every input and cut it into keyframe-aligned units (``.work/plan.json``);
+2. *stage*: worker processes decode units in parallel (many per long video) into staged tars;
+   a unit's JSON sidecar marks it done, so a re-run skips it;
+3. *assemble*: dead footage is found over each video's whole timeline, segments are cut and
+   dealt into shards by byte copy; each finished shard is logged, so a re-run skips it;
+4. *manifest*: written last, atomically; then the staging area is removed.
+The output depends only on the inputs and the settings, never on worker count or interruptions.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import ctypes
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from wtpipe import __version__
+from wtpipe.shards import layout
+from wtpipe.shards.settings import BuildSettings
+from wtpipe.shards.staging import StageJob, is_staged, load_staged, stage_unit, unit_paths
+from wtpipe.shards.tarwriter import TMP_MARK, remove_stale_temps, write_json_atomic
+from wtpipe.shards.writer import sample_members, write_shard
+from wtpipe.video.decode import stored_size
+from wtpipe.video.grid import FrameGrid
+from wtpipe.video.probe import ProbeError, VideoInfo, probe
+from wtpipe.video.units import Unit, plan_units
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mts", ".m2ts", ".ts",
+                    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv"}
+MANIFEST = "manifest.json"
+WORK = ".work"
+
+
+class BuildError(Exception):
+    """A problem with the whole build (not one input): bad output dir, changed settings."""
+
+
+@dataclass
+class Problem:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass
+class BuildReport:
+    out: str
+    manifest: dict[str, Any]
+    seconds: float = 0.0
+    source_frames: int = 0
+    resumed_units: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def discover_inputs(paths: list[str]) -> list[str]:
+    """Files given directly, plus video files found (recursively, sorted) under directories."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                found.extend(os.path.join(root, n) for n in sorted(files)
+                             if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS)
+        else:
+            found.append(path)
+    return [os.path.abspath(p) for p in dict.fromkeys(found)]
+
+
+def video_ids(paths: list[str]) -> list[str]:
+    """Short, unique, dot-free ids from file names (WebDataset keys split at the first dot)."""
+    ids: list[str] = []
+    for path in paths:
+        base = re.sub(r"[^a-z0-9]+", "-", os.path.splitext(os.path.basename(path))[0].lower()).strip("-")
+        base = base or "video"
+        candidate, n = base, 1
+        while candidate in ids:
+            n += 1
+            candidate = f"{base}-{n}"
+        ids.append(candidate)
+    return ids
+
+
+def _die_with_parent() -> None:
+    """Workers exit when the driver dies (SIGKILL included), so no orphan races a re-run."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_PROGRESS: Any = None
+
+
+def _init_worker(progress: Any) -> None:
+    global _PROGRESS
+    _die_with_parent()
+    _PROGRESS = progress
+
+
+def _probe_and_plan(path: str, video_id: str, unit_seconds: float) -> tuple[VideoInfo, list[Unit]]:
+    info = probe(path)
+    return info, plan_units(info, video_id, unit_seconds)
+
+
+def _stage(job: StageJob) -> dict[str, Any]:
+    return stage_unit(job, _PROGRESS)
+
+
+def _drain(progress: Any) -> list[int]:
+    counts = []
+    try:
+        while True:
+            counts.append(progress.get_nowait())
+    except queue.Empty:
+        return counts
+
+
+def _one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+class ShardBuilder:
+    """One build of ``inputs`` into ``out``; :meth:`run` does it all and returns the report."""
+
+    def __init__(self, inputs: list[str], out: str, settings: BuildSettings, workers: int | None = None,
+                 overwrite: bool = False, progress: bool = True) -> None:
+        self.inputs = discover_inputs(inputs)
+        self.ids = video_ids(self.inputs)
+        self.out = os.path.abspath(out)
+        self.work = os.path.join(self.out, WORK)
+        self.staging = os.path.join(self.work, "units")
+        self.settings = settings
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self.overwrite = overwrite
+        self.show_progress = progress
+
+    # -- output directory ----------------------------------------------------------------
+    def _prepare_out(self) -> None:
+        try:
+            os.makedirs(self.staging, exist_ok=True)
+            probe_file = os.path.join(self.work, f"write-test.tmp-{os.getpid()}")
+            with open(probe_file, "w") as handle:
+                handle.write("ok")
+            os.remove(probe_file)
+        except OSError as err:
+            raise BuildError(f"{self.out}: cannot write output directory ({err.strerror or err})") from None
+
+    def _clear_out(self) -> None:
+        if not os.path.isdir(self.out):
+            return
+        for name in os.listdir(self.out):
+            path = os.path.join(self.out, name)
+            if name == WORK or name.startswith(f"{WORK}.trash"):
+                shutil.rmtree(path)
+            elif name == MANIFEST or (name.startswith("shard-") and ".tar" in name):
+                os.remove(path)
+
+    def _plan_path(self) -> str:
+        return os.path.join(self.work, "plan.json")
+
+    def _check_settings(self) -> None:
+        """Refuse to mix outputs of different settings or inputs in one directory."""
+        recorded = None
+        for path in (self._plan_path(), os.path.join(self.out, MANIFEST)):
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as handle:
+                    recorded = json.load(handle)
+                break
+        if recorded is None:
+            return
+        old = BuildSettings.from_json(recorded["settings"])
+        changes = old.differences(self.settings)
+        if recorded["inputs"] != self.inputs:
+            changes.append("the input videos differ")
+        if changes:
+            raise BuildError(f"{self.out} holds a build with other settings ({'; '.join(changes)}); "
+                             "re-run with the same settings to resume, or pass --overwrite")
+
+    # -- phase 1: plan -------------------------------------------------------------------
+    def _plan(self, pool: cf.Executor) -> dict[str, Any]:
+        plan: dict[str, Any] = {"settings": self.settings.to_json(), "inputs": self.inputs, "videos": {}}
+        if os.path.exists(self._plan_path()):
+            with open(self._plan_path(), encoding="utf-8") as handle:
+                plan = json.load(handle)
+        todo = [(p, i) for p, i in zip(self.inputs, self.ids)
+                if i not in plan["videos"] or "error" in plan["videos"][i]]
+        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds): (p, i) for p, i in todo}
+        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="probe", unit="video",
+                           disable=not self.show_progress or not futures, leave=False):
+            path, vid = futures[future]
+            try:
+                info, units = future.result()
+                plan["videos"][vid] = {"info": info.to_json(), "units": [u.to_json() for u in units]}
+            except ProbeError as err:
+                plan["videos"][vid] = {"path": path, "error": err.problem}
+            except Exception as err:  # noqa: BLE001 - any failure to read one input is reported, not fatal
+                plan["videos"][vid] = {"path": path, "error": _one_line(err)}
+        write_json_atomic(self._plan_path(), json.dumps(plan, indent=1, sort_keys=True))
+        return plan
+
+    # -- phase 2: stage ------------------------------------------------------------------
+    def _stage_all(self, pool: cf.Executor, plan: dict[str, Any], progress: Any,
+                   report: BuildReport) -> dict[str, str]:
+        """Stage every unit not staged yet; return failures by unit name."""
+        jobs: list[StageJob] = []
+        expected_frames = 0
+        for vid in self.ids:
+            entry = plan["videos"][vid]
+            if "error" in entry:
+                continue
+            info = VideoInfo.from_json(entry["info"])
+            for unit_json in entry["units"]:
+                unit = Unit.from_json(unit_json)
+                if is_staged(self.staging, unit):
+                    report.resumed_units += 1
+                    continue
+                jobs.append(StageJob(info, unit, self.staging, self.settings.short_side,
+                                     self.settings.fps_out, self.settings.staged_quality,
+                                     self.threads, self.settings.backend))
+                expected_frames += round((unit.end_s - unit.start_s) * float(info.fps))
+        failures: dict[str, str] = {}
+        if not jobs:
+            return failures
+        # Interleave videos so that every video makes progress and the pool stays busy.
+        jobs.sort(key=lambda j: (j.unit.index, j.unit.video_id))
+        bar = tqdm(total=expected_frames, desc="decode", unit="frame", unit_scale=True,
+                   disable=not self.show_progress, smoothing=0.1)
+        futures = {pool.submit(_stage, job): job for job in jobs}
+        pending = set(futures)
+        done_units = 0
+        while pending:
+            finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+            for count in _drain(progress):
+                report.source_frames += count
+                bar.update(count)
+            for future in finished:
+                job = futures[future]
+                done_units += 1
+                try:
+                    future.result()
+                except Exception as err:  # noqa: BLE001 - the unit is retried on the next run
+                    failures[job.unit.name] = _one_line(err)
+            bar.set_postfix_str(f"units {done_units + report.resumed_units}/{len(jobs) + report.resumed_units}")
+        bar.close()
+        return failures
+
+    # -- phase 3: assemble ---------------------------------------------------------------
+    def _video_segments(self, vid: str, entry: dict[str, Any], failures: dict[str, str],
+                        report: BuildReport) -> tuple[list[layout.Segment], dict[str, Any]]:
+        info = VideoInfo.from_json(entry["info"])
+        units = [Unit.from_json(u) for u in entry["units"]]
+        staged: list[tuple[str, dict[str, Any]]] = []
+        decoded_frames = decode_errors = 0
+        last_t = None
+        for unit in units:
+            if unit.name in failures or not is_staged(self.staging, unit):
+                why = failures.get(unit.name, "not staged")
+                report.problems.append(Problem(info.path, f"{unit.start_s:.1f}-{unit.end_s:.1f}s failed ({why}); "
+                                                          "re-run to retry"))
+                continue
+            sidecar = load_staged(self.staging, unit)
+            staged.append((unit_paths(self.staging, unit)[0], sidecar))
+            decoded_frames += sidecar["source_frames"]
+            decode_errors += sidecar["decode_errors"]
+            if sidecar["decode_errors"]:
+                report.problems.append(Problem(info.path, f"{sidecar['decode_errors']} corrupt packet(s) skipped "
+                                                          f"({sidecar['first_error']})"))
+            last_t = sidecar["last_t"] if sidecar["last_t"] is not None else last_t
+        period = 1.0 / float(self.settings.fps_out)
+        refs, flat, changes = layout.join_units(staged)
+        dead_mask, dead_ranges = layout.find_dead(refs, flat, changes, period, self.settings.dead_limits)
+        if self.settings.keep_dead:
+            dead_mask = [False] * len(refs)
+        grid = FrameGrid(info.first_pts, info.time_base, self.settings.fps_out)
+        segments = layout.cut_segments(vid, refs, dead_mask, grid.index, self.settings.segment_frames, period)
+        if staged and not refs:
+            report.problems.append(Problem(info.path, "no frame could be decoded"))
+        declared_end = info.duration_s
+        decoded_end = (last_t or 0.0) + 1.0 / float(info.fps)
+        if len(staged) == len(units) and decoded_end < declared_end - max(2.0, 0.05 * declared_end):
+            report.problems.append(Problem(info.path, f"frames end at {decoded_end:.1f}s but the header says "
+                                                      f"{declared_end:.1f}s (truncated?)"))
+        stored_w, stored_h = stored_size(info, self.settings.short_side)
+        if info.rotation in (90, 270):
+            stored_w, stored_h = stored_h, stored_w
+        header = {"source": {"path": info.path, "container": info.container, "codec": info.codec,
+                             "fps": round(float(info.fps), 6), "width": info.display_size[0],
+                             "height": info.display_size[1], "rotation": info.rotation,
+                             "duration_s": round(info.duration_s, 3)},
+                  "stored": {"fps": str(self.settings.fps_out), "width": stored_w, "height": stored_h,
+                             "format": self.settings.frame_format, "quality": self.settings.jpeg_quality}}
+        stored = sum(len(s.frames) for s in segments)
+        video = {"id": vid, "path": info.path, "codec": info.codec, "container": info.container,
+                 "fps": round(float(info.fps), 6), "width": info.display_size[0],
+                 "height": info.display_size[1], "rotation": info.rotation,
+                 "duration_s": round(info.duration_s, 3), "frames_declared": info.frames_declared,
+                 "frames_decoded": decoded_frames, "decoded_until_s": round(decoded_end, 3),
+                 "frames_stored": stored, "segments": len(segments),
+                 "dead": [d.to_json() for d in dead_ranges],
+                 "dead_s": round(sum(d.end_s - d.start_s for d in dead_ranges), 3),
+                 "dead_kept": self.settings.keep_dead, "header": header}
+        return segments, video
+
+    def _assemble(self, pool: cf.Executor, plan: dict[str, Any], failures: dict[str, str],
+                  report: BuildReport) -> dict[str, Any]:
+        segments: list[layout.Segment] = []
+        videos = []
+        for vid in self.ids:
+            entry = plan["videos"][vid]
+            if "error" in entry:
+                report.problems.append(Problem(entry["path"], entry["error"]))
+                continue
+            video_segments, video = self._video_segments(vid, entry, failures, report)
+            segments.extend(video_segments)
+            videos.append(video)
+        headers = {v["id"]: v.pop("header") for v in videos}
+        shards = layout.assign_shards(segments, int(self.settings.shard_mb * 2**20),
+                                      self.settings.min_shards, self.settings.seed)
+        log_path = os.path.join(self.work, "shards.jsonl")
+        layout_id = hashlib.sha256(json.dumps(
+            [self.settings.to_json(), [[(s.key, len(s.frames)) for s in shard] for shard in shards]],
+        ).encode()).hexdigest()
+        done: dict[str, dict[str, Any]] = {}
+        if os.path.exists(log_path):
+            with open(log_path, encoding="utf-8") as handle:
+                for line in handle:
+                    record = json.loads(line) if line.strip().endswith("}") else None
+                    if record and record.pop("layout") == layout_id:
+                        done[record["name"]] = record
+        entries = []
+        total_frames = sum(len(s.frames) for s in segments)
+        bar = tqdm(total=total_frames, desc="shards", unit="frame", unit_scale=True,
+                   disable=not self.show_progress or not total_frames, leave=False)
+        for index, shard in enumerate(shards):
+            name = f"shard-{index:06d}.tar"
+            path = os.path.join(self.out, name)
+            record = done.get(name)
+            if record is None or not os.path.exists(path) or os.path.getsize(path) != record["bytes"]:
+                args = [(s, headers[s.video_id], self.settings.frame_format) for s in shard]
+                if self.settings.frame_format == "jpg":
+                    samples = (sample_members(*a) for a in args)
+                else:
+                    samples = pool.map(sample_members, *zip(*args))
+                record = write_shard(path, samples)
+                with open(log_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"layout": layout_id, **record}) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            entries.append(record)
+            bar.update(record["frames"])
+        bar.close()
+        return self._manifest(entries, videos, report)
+
+    def _manifest(self, shards: list[dict[str, Any]], videos: list[dict[str, Any]],
+                  report: BuildReport) -> dict[str, Any]:
+        stored = sum(v["frames_stored"] for v in videos)
+        total_bytes = sum(s["bytes"] for s in shards)
+        return {
+            "wtpipe": __version__,
+            "settings": self.settings.to_json(),
+            "inputs": self.inputs,
+            "totals": {"videos": len(videos), "shards": len(shards),
+                       "samples": sum(s["samples"] for s in shards), "frames": stored,
+                       "bytes": total_bytes,
+                       "source_hours": round(sum(v["duration_s"] for v in videos) / 3600, 4),
+                       "stored_hours": round(stored / float(self.settings.fps_out) / 3600, 4),
+                       "dead_hours": round(sum(v["dead_s"] for v in videos) / 3600, 4),
+                       "bytes_per_frame": round(total_bytes / stored, 1) if stored else 0.0},
+            "shards": shards,
+            "videos": videos,
+            "failures": [{"path": p.path, "problem": p.problem} for p in report.problems],
+        }
+
+    # -- driver --------------------------------------------------------------------------
+    def _finished_manifest(self) -> dict[str, Any] | None:
+        """The manifest of a finished, failure-free build of these settings, if there is one."""
+        path = os.path.join(self.out, MANIFEST)
+        if not os.path.exists(path) or os.path.isdir(self.work):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        if all(os.path.exists(os.path.join(self.out, s["name"])) for s in manifest["shards"]):
+            return manifest
+        return None
+
+    def run(self) -> BuildReport:
+        start = time.monotonic()
+        if self.overwrite:
+            self._clear_out()
+        if not self.inputs:
+            raise BuildError("no input videos given or found")
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise BuildError(f"{self.out}: output path exists and is not a directory")
+        self._check_settings()
+        finished = self._finished_manifest()
+        if finished is not None:
+            report = BuildReport(self.out, finished)
+            report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
+            return report
+        self._prepare_out()
+        for name in os.listdir(self.out):
+            if name.startswith(f"{WORK}.trash"):
+                shutil.rmtree(os.path.join(self.out, name))
+        remove_stale_temps(self.out)
+        context = multiprocessing.get_context("spawn")
+        progress = context.Queue()
+        report = BuildReport(self.out, {})
+        with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(progress,)) as pool:
+            plan = self._plan(pool)
+            failures = self._stage_all(pool, plan, progress, report)
+            report.manifest = self._assemble(pool, plan, failures, report)
+        write_json_atomic(os.path.join(self.out, MANIFEST), json.dumps(report.manifest, indent=1))
+        if not report.problems:
+            trash = f"{self.work}.trash{TMP_MARK}{os.getpid()}"
+            os.replace(self.work, trash)  # atomic: a kill never leaves a half-deleted staging area
+            shutil.rmtree(trash)
+        report.seconds = time.monotonic() - start
+        return report

@@ -1,0 +1,115 @@
+"""The one place that writes tar files: atomically, reproducibly, with a running sha256.
+
+A tar is written to ``NAME.tmp-PID``, fsynced and renamed, so a file under its final name is
+always complete; a kill leaves only a temp file that the next run removes. Member headers carry
+a fixed mtime, owner and mode, so the same content gives byte-identical files on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from types import TracebackType
+
+TMP_MARK = ".tmp-"
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(directory: str) -> int:
+    """Delete temp files left by killed writers under ``directory``; return how many."""
+    removed = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if TMP_MARK in name:
+                os.remove(os.path.join(root, name))
+                removed += 1
+    return removed
+
+
+class _HashingFile(io.RawIOBase):
+    """A write-only file that hashes and counts what passes through it."""
+
+    def __init__(self, raw: io.BufferedWriter) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+
+class AtomicTarWriter:
+    """Write members in order, then :meth:`commit` to publish; leaving the block uncommitted discards."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tmp_path = f"{path}{TMP_MARK}{os.getpid()}"
+        self._raw = open(self.tmp_path, "wb")
+        self._file = _HashingFile(self._raw)
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
+        self.members = 0
+
+    def add(self, name: str, data: bytes) -> int:
+        """Append a member; return the byte offset of its data in the tar."""
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._tar.addfile(info, io.BytesIO(data))
+        self.members += 1
+        blocks = -(-len(data) // tarfile.BLOCKSIZE)
+        return self._tar.offset - blocks * tarfile.BLOCKSIZE
+
+    def commit(self) -> tuple[str, int]:
+        """Finish the tar, make it durable under its final name; return (sha256, bytes)."""
+        self._tar.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        os.replace(self.tmp_path, self.path)
+        fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        return self._file.sha256.hexdigest(), self._file.size
+
+    def discard(self) -> None:
+        if not self._raw.closed:
+            self._raw.close()
+        if os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+
+    def __enter__(self) -> AtomicTarWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._raw.closed:
+            self.discard()
+
+
+def write_json_atomic(path: str, text: str) -> None:
+    """Write a small text file so that readers see the old or the new version, never a mix."""
+    tmp = f"{path}{TMP_MARK}{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
