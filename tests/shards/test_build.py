@@ -185,3 +185,31 @@ def test_bad_settings_are_rejected():
         BuildSettings(frame_format="png")
     with pytest.raises(ValueError, match="unknown build settings: colour"):
         BuildSettings.from_json({"colour": 1})
+
+
+def test_units_that_fail_are_reported_then_retried_on_rerun(build, media, sources, tmp_path):
+    """A unit that cannot be read (here: the file vanished after planning) fails alone; the
+    re-run with the file back finishes the job exactly as an uninterrupted build would."""
+    import concurrent.futures as cf
+    import shutil
+
+    video = str(tmp_path / "walk.mp4")
+    shutil.copy(media("short_gop"), video)
+    settings = BuildSettings(fps="2", unit_seconds=5)
+    _, reference = build([video, sources["bikes.mp4"]], out=str(tmp_path / "ref"), fps="2", unit_seconds=5)
+
+    out = str(tmp_path / "out")
+    builder = ShardBuilder([video, sources["bikes.mp4"]], out, settings, workers=1, progress=False)
+    builder._prepare_out()
+    with cf.ThreadPoolExecutor(1) as pool:
+        builder._plan(pool)  # the plan is on disk, as after a kill
+    os.rename(video, video + ".away")
+    report = builder.run()
+    failed = [p.problem for p in report.problems]
+    assert len(failed) == 6 and all("re-run to retry" in p for p in failed)
+    assert report.manifest["totals"]["frames"] == 20  # bikes alone, complete
+    os.rename(video + ".away", video)
+    report = ShardBuilder([video, sources["bikes.mp4"]], out, settings, progress=False).run()
+    assert report.problems == []
+    for name in [*shard_names(reference), "manifest.json"]:
+        assert open(os.path.join(out, name), "rb").read() == open(os.path.join(reference, name), "rb").read()

@@ -41,7 +41,17 @@ class Unit:
 
 def keyframe_at_or_before(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                           pts: int) -> int | None:
-    """pts of the first frame decoded after seeking back from ``pts`` (a keyframe), or None."""
+    """pts of the keyframe a backward seek to ``pts`` lands on, or None.
+
+    The first packet after the seek is that keyframe; its pts is read without decoding it. Only
+    containers whose packets carry no pts (old AVI) need one decoded frame.
+    """
+    container.seek(pts, stream=stream, backward=True, any_frame=False)
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            return int(packet.pts)
+        if packet.dts is not None:
+            break
     container.seek(pts, stream=stream, backward=True, any_frame=False)
     for frame in container.decode(stream):
         if frame.pts is not None:

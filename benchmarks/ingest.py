@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Ingestion throughput and memory, side by side in one run (ratios matter, not absolute times).
+
+Prints, for a 4K60 H.264 video like the Walking Tours sources (real footage, upscaled, 2 s GOP):
+  build     source frames/s of a full `wtpipe-shards build` (probe, decode, shards, manifest)
+  ceiling   PyAV decode-only frames/s of the same file, same process and thread count
+  naive     decode every frame to full-size RGB, resize kept ones with PIL, JPEG-encode
+            (one process: common tools parallelise across videos only)
+and the peak RSS of the build (driver and largest worker) for a 1-minute vs a 10-minute input.
+
+Usage: python benchmarks/ingest.py [--workers N] [--skip-rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+
+import av
+from PIL import Image
+
+from wtpipe import testmedia
+from wtpipe.shards.build import ShardBuilder
+from wtpipe.shards.settings import BuildSettings
+from wtpipe.video.decode import stored_size
+from wtpipe.video.grid import FrameGrid
+from wtpipe.video.probe import VideoInfo, probe
+from wtpipe.video.units import Unit, plan_units
+
+
+def make_4k(minutes: int) -> str:
+    """A 4K H.264 clip of ``minutes``: 10 s encoded once, then its packets repeated (no re-encode)."""
+    base = os.path.join(testmedia.cache_dir(), "derived", "bench_4k60_10s.mp4")
+    if not os.path.exists(base):
+        frames = list(testmedia.source_frames(testmedia.fetch_sources()["bigbuckbunny.mp4"]))
+        loop = (frames[(i // 2) % len(frames)] for i in range(600))  # 25 fps footage at 60 fps
+        testmedia.encode(loop, base, "libx264", (3840, 2160), Fraction(60),
+                         options={"preset": "ultrafast", "crf": "23", "g": "120"})
+    path = os.path.join(testmedia.cache_dir(), "derived", f"bench_4k60_{minutes}min.mp4")
+    if not os.path.exists(path):
+        tmp = f"{path}.tmp-{os.getpid()}.mp4"
+        with av.open(base) as src, av.open(tmp, "w") as dst:
+            stream_in = src.streams.video[0]
+            stream_out = dst.add_stream_from_template(stream_in)
+            span = stream_in.duration
+            for copy in range(minutes * 6):
+                src.seek(0, stream=stream_in)
+                for packet in src.demux(stream_in):
+                    if packet.dts is None:
+                        continue
+                    packet.pts += copy * span
+                    packet.dts += copy * span
+                    packet.stream = stream_out
+                    dst.mux(packet)
+        os.replace(tmp, path)
+    return path
+
+
+def _decode_only(info_json: dict, unit_json: dict, threads: int) -> int:
+    info, unit = VideoInfo.from_json(info_json), Unit.from_json(unit_json)
+    count = 0
+    with av.open(info.path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        if unit.start > info.first_pts:
+            container.seek(unit.start, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            if frame.pts < unit.start:
+                continue
+            if unit.end is not None and frame.pts >= unit.end:
+                break
+            count += 1
+    return count
+
+
+def ceiling(path: str, workers: int, unit_seconds: float) -> tuple[int, float]:
+    info = probe(path)
+    units = plan_units(info, "bench", unit_seconds)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    start = time.monotonic()
+    with cf.ProcessPoolExecutor(workers) as pool:
+        frames = sum(pool.map(_decode_only, [info.to_json()] * len(units), [u.to_json() for u in units],
+                              [threads] * len(units)))
+    return frames, time.monotonic() - start
+
+
+def naive(path: str, settings: BuildSettings) -> tuple[int, float]:
+    info = probe(path)
+    width, height = stored_size(info, settings.short_side)
+    grid = FrameGrid(info.first_pts, info.time_base, settings.fps_out)
+    start = time.monotonic()
+    frames = 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        want = 0
+        for frame in container.decode(stream):
+            rgb = frame.to_ndarray(format="rgb24")
+            frames += 1
+            if grid.index(frame.pts) >= want:
+                want = grid.index(frame.pts) + 1
+                image = Image.fromarray(rgb).resize((width, height), Image.BILINEAR)
+                image.save(io.BytesIO(), format="JPEG", quality=settings.jpeg_quality)
+    return frames, time.monotonic() - start
+
+
+def build(path: str, workers: int, settings: BuildSettings) -> tuple[int, float]:
+    with tempfile.TemporaryDirectory() as out:
+        report = ShardBuilder([path], out, settings, workers=workers, progress=False).run()
+    return report.source_frames, report.seconds
+
+
+def peak_rss(path: str, workers: int, unit_seconds: float) -> tuple[float, float]:
+    """Peak RSS in MB of the build driver and of its largest worker, in a fresh process.
+
+    The driver's figure is VmHWM (ru_maxrss survives exec, so it would report this script's
+    own peak); workers are the maximum over the driver's children.
+    """
+    code = (
+        "import json, resource, sys, tempfile\n"
+        "from wtpipe.shards.build import ShardBuilder\nfrom wtpipe.shards.settings import BuildSettings\n"
+        "with tempfile.TemporaryDirectory() as out:\n"
+        f"    ShardBuilder([{path!r}], out, BuildSettings(unit_seconds={unit_seconds}), workers={workers},"
+        " progress=False).run()\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(json.dumps([int(hwm), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    driver, worker = json.loads(result.stdout.strip().splitlines()[-1])
+    return driver / 1024, worker / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--unit-seconds", type=float, default=10.0)
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    settings = BuildSettings(unit_seconds=args.unit_seconds)
+    one = make_4k(1)
+    print(f"input: {one} (3840x2160 H.264, 60 fps, 60 s); workers {args.workers}; "
+          f"stored {settings.fps} fps, short side {settings.short_side}, {settings.frame_format}")
+    rows = {"ceiling (decode only)": ceiling(one, args.workers, args.unit_seconds),
+            "build (wtpipe-shards)": build(one, args.workers, settings),
+            "naive (full RGB + PIL)": naive(one, settings)}
+    top = rows["ceiling (decode only)"][0] / rows["ceiling (decode only)"][1]
+    for name, (frames, seconds) in rows.items():
+        rate = frames / seconds
+        print(f"{name:<24} {frames:>6} frames {seconds:>7.1f} s {rate:>7.1f} frames/s  {rate / top:5.2f} x ceiling")
+    if not args.skip_rss:
+        ten = make_4k(10)
+        a, b = peak_rss(one, args.workers, 300.0), peak_rss(ten, args.workers, 300.0)
+        print(f"peak RSS  1 min: driver {a[0]:.0f} MB, worker {a[1]:.0f} MB")
+        print(f"peak RSS 10 min: driver {b[0]:.0f} MB, worker {b[1]:.0f} MB  "
+              f"(ratio driver {b[0] / a[0]:.2f}, worker {b[1] / a[1]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
