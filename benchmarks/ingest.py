@@ -18,7 +18,6 @@ import concurrent.futures as cf
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile

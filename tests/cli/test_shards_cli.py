@@ -30,7 +30,7 @@ def test_demo_on_the_bundled_clip(tmp_path):
     out = str(tmp_path / "demo")
     built = cli("build", SAMPLE, "--out", out, "--quiet", "--fps", "2")
     assert built.returncode == 0, built.stderr
-    assert "1 videos" in built.stdout and "vtest" in built.stdout
+    assert "1 video(s)" in built.stdout and "vtest" in built.stdout
     assert cli("verify", out, "--quiet").returncode == 0
     info = cli("info", out)
     assert info.returncode == 0 and "159 frames" in info.stdout  # 79.5 s at 2 fps

@@ -156,6 +156,19 @@ def test_rerun_of_a_finished_build_does_nothing(build, sources):
     assert before == {n: os.path.getmtime(os.path.join(out, n)) for n in os.listdir(out)}
 
 
+def test_two_builds_cannot_share_an_output_directory(build, sources, tmp_path):
+    import fcntl
+
+    out = tmp_path / "shards"
+    (out / ".work").mkdir(parents=True)
+    with open(out / ".work" / "lock", "w") as held:  # another build holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BuildError, match="another build is running"):
+            build([sources["bikes.mp4"]], out=str(out))
+    report, _ = build([sources["bikes.mp4"]], out=str(out))  # free again: it goes ahead
+    assert report.manifest["totals"]["frames"] == 40
+
+
 def test_unwritable_output_is_one_clear_error(build, sources, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -75,3 +75,35 @@ def test_a_killed_build_leaves_nothing_that_looks_complete(reference, tmp_path):
             assert open(os.path.join(out, name), "rb").read() == expected[name]
     if os.path.exists(os.path.join(out, "manifest.json")):
         assert contents(out) == expected
+
+
+def worker_pids(parent: int) -> list[int]:
+    children = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        children.append(int(pid))
+            except (OSError, IndexError):
+                continue
+    return children
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_build_clearly_and_a_rerun_finishes(reference, tmp_path):
+    inputs, expected, seconds = reference
+    out = str(tmp_path / "shards")
+    process = subprocess.Popen(command(inputs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while os.path.exists(os.path.join(out, ".work", "plan.json")) is False and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victims = [pid for pid in worker_pids(process.pid)
+               if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+    assert victims, "the build has worker processes while it stages units"
+    os.kill(victims[0], signal.SIGKILL)  # the OOM killer's way
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2 and "a worker process died" in stderr and "re-run" in stderr
+    run_to_end(command(inputs, out))
+    assert contents(out) == expected

@@ -69,7 +69,7 @@ def test_count_mismatch_is_named(copy):
 
 def test_describe_gives_totals_and_videos(built):
     text = describe(load_manifest(built))
-    assert text.startswith("2 videos")
+    assert text.startswith("2 video(s)")
     assert "bikes" in text and "vtest" in text and "per stored frame" in text
 
 

@@ -33,7 +33,8 @@ def _build_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"frames as JPEG files or one short H.264 mp4 per segment (default {d.frame_format})")
     p.add_argument("--quality", type=int, default=d.jpeg_quality, dest="jpeg_quality",
                    help=f"JPEG quality (default {d.jpeg_quality})")
-    p.add_argument("--shard-mb", type=float, default=d.shard_mb, help=f"target shard size in MB (default {d.shard_mb:g})")
+    p.add_argument("--shard-mb", type=float, default=d.shard_mb,
+                   help=f"target shard size in MB (default {d.shard_mb:g})")
     p.add_argument("--min-shards", type=int, default=d.min_shards,
                    help="at least this many shards, e.g. 2 x ranks x loader workers (default 1)")
     p.add_argument("--unit-seconds", type=float, default=d.unit_seconds,

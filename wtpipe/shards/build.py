@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -23,8 +24,9 @@ import re
 import shutil
 import signal
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -161,14 +163,31 @@ class ShardBuilder:
             raise BuildError(f"{self.out}: cannot write output directory ({err.strerror or err})") from None
 
     def _clear_out(self) -> None:
-        if not os.path.isdir(self.out):
-            return
+        """Remove an earlier build's files (``--overwrite``), keeping only our own lock."""
         for name in os.listdir(self.out):
             path = os.path.join(self.out, name)
-            if name == WORK or name.startswith(f"{WORK}.trash"):
+            if name == WORK:
+                for entry in os.listdir(path):
+                    if entry != "lock":
+                        target = os.path.join(path, entry)
+                        if os.path.isdir(target):
+                            shutil.rmtree(target)
+                        else:
+                            os.remove(target)
+            elif name.startswith(f"{WORK}.trash"):
                 shutil.rmtree(path)
             elif name == MANIFEST or (name.startswith("shard-") and ".tar" in name):
                 os.remove(path)
+
+    def _lock(self) -> IO[str]:
+        """Hold an exclusive lock on the output directory; the kernel drops it if we are killed."""
+        handle = open(os.path.join(self.work, "lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise BuildError(f"{self.out}: another build is running in this directory") from None
+        return handle
 
     def _plan_path(self) -> str:
         return os.path.join(self.work, "plan.json")
@@ -208,6 +227,8 @@ class ShardBuilder:
                 plan["videos"][vid] = {"info": info.to_json(), "units": [u.to_json() for u in units]}
             except ProbeError as err:
                 plan["videos"][vid] = {"path": path, "error": err.problem}
+            except BrokenProcessPool:
+                raise
             except Exception as err:  # noqa: BLE001 - any failure to read one input is reported, not fatal
                 plan["videos"][vid] = {"path": path, "error": _one_line(err)}
         write_json_atomic(self._plan_path(), json.dumps(plan, indent=1, sort_keys=True))
@@ -253,6 +274,8 @@ class ShardBuilder:
                 done_units += 1
                 try:
                     future.result()
+                except BrokenProcessPool:
+                    raise
                 except Exception as err:  # noqa: BLE001 - the unit is retried on the next run
                     failures[job.unit.name] = _one_line(err)
             bar.set_postfix_str(f"units {done_units + report.resumed_units}/{len(jobs) + report.resumed_units}")
@@ -400,23 +423,35 @@ class ShardBuilder:
 
     def run(self) -> BuildReport:
         start = time.monotonic()
-        if self.overwrite:
-            self._clear_out()
         if not self.inputs:
             raise BuildError("no input videos given or found")
         if os.path.exists(self.out) and not os.path.isdir(self.out):
             raise BuildError(f"{self.out}: output path exists and is not a directory")
-        self._check_settings()
-        finished = self._finished_manifest()
-        if finished is not None:
-            report = BuildReport(self.out, finished)
-            report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
-            return report
+        if not self.overwrite:
+            self._check_settings()
+            finished = self._finished_manifest()
+            if finished is not None:
+                report = BuildReport(self.out, finished)
+                report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
+                return report
         self._prepare_out()
-        for name in os.listdir(self.out):
-            if name.startswith(f"{WORK}.trash"):
-                shutil.rmtree(os.path.join(self.out, name))
-        remove_stale_temps(self.out)
+        with self._lock():
+            if self.overwrite:
+                self._clear_out()
+            for name in os.listdir(self.out):
+                if name.startswith(f"{WORK}.trash"):
+                    shutil.rmtree(os.path.join(self.out, name))
+            remove_stale_temps(self.out)
+            try:
+                report = self._build()
+            except BrokenProcessPool:
+                raise BuildError(f"{self.out}: a worker process died (killed, out of memory, or a decoder "
+                                 "crash); finished units are kept: re-run the same command to continue") from None
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _build(self) -> BuildReport:
+        os.makedirs(self.staging, exist_ok=True)
         context = multiprocessing.get_context("spawn")
         progress = context.Queue()
         report = BuildReport(self.out, {})
@@ -430,5 +465,4 @@ class ShardBuilder:
             trash = f"{self.work}.trash{TMP_MARK}{os.getpid()}"
             os.replace(self.work, trash)  # atomic: a kill never leaves a half-deleted staging area
             shutil.rmtree(trash)
-        report.seconds = time.monotonic() - start
         return report

@@ -18,7 +18,7 @@ def describe(manifest: dict[str, Any]) -> str:
     t = manifest["totals"]
     s = manifest["settings"]
     lines = [
-        f"{t['videos']} videos, {t['source_hours']:.3f} h of source -> {t['frames']} frames "
+        f"{t['videos']} video(s), {t['source_hours']:.3f} h of source -> {t['frames']} frames "
         f"({t['stored_hours']:.3f} h at {s['fps']} fps, short side {s['short_side']}, {s['frame_format']})",
         f"{t['samples']} segments in {t['shards']} shards, {_size(t['bytes'])}, "
         f"{_size(t['bytes_per_frame'])} per stored frame; dead footage removed: {t['dead_hours'] * 60:.1f} min",
