@@ -4,8 +4,9 @@
 Prints, for a 4K60 H.264 video like the Walking Tours sources (real footage, upscaled, 2 s GOP):
   build     source frames/s of a full `wtpipe-shards build` (probe, decode, shards, manifest)
   ceiling   PyAV decode-only frames/s of the same file, same process and thread count
-  naive     decode every frame to full-size RGB, resize kept ones with PIL, JPEG-encode
-            (one process: common tools parallelise across videos only)
+  naive     decode every frame to full-size RGB, resize kept ones with PIL, JPEG-encode: with
+            the same processes and units, and in one process (as tools that parallelise only
+            across videos run on one long video)
 and the peak RSS of the build (driver and largest worker) for a 1-minute vs a 10-minute input.
 
 Usage: python benchmarks/ingest.py [--workers N] [--skip-rss]
@@ -64,9 +65,14 @@ def make_4k(minutes: int) -> str:
     return path
 
 
-def _decode_only(info_json: dict, unit_json: dict, threads: int) -> int:
+def _decode_unit(info_json: dict, unit_json: dict, threads: int, naive: bool) -> int:
+    """Decode the frames a unit owns; ``naive`` also turns every frame into full-size RGB and
+    resizes and JPEG-encodes the grid frames with PIL."""
     info, unit = VideoInfo.from_json(info_json), Unit.from_json(unit_json)
-    count = 0
+    settings = BuildSettings()
+    grid = FrameGrid(info.first_pts, info.time_base, settings.fps_out)
+    size = stored_size(info, settings.short_side)
+    count, want = 0, grid.first_at_or_after(unit.start)
     with av.open(info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -79,37 +85,25 @@ def _decode_only(info_json: dict, unit_json: dict, threads: int) -> int:
             if unit.end is not None and frame.pts >= unit.end:
                 break
             count += 1
+            if naive:
+                rgb = frame.to_ndarray(format="rgb24")
+                if grid.index(frame.pts) >= want:
+                    want = grid.index(frame.pts) + 1
+                    image = Image.fromarray(rgb).resize(size, Image.BILINEAR)
+                    image.save(io.BytesIO(), format="JPEG", quality=settings.jpeg_quality)
     return count
 
 
-def ceiling(path: str, workers: int, unit_seconds: float) -> tuple[int, float]:
+def decode_units(path: str, workers: int, unit_seconds: float, naive: bool) -> tuple[int, float]:
+    """The same units, processes and threads as the build; ``workers=1`` with one unit is a
+    single-process tool."""
     info = probe(path)
     units = plan_units(info, "bench", unit_seconds)
     threads = max(1, (os.cpu_count() or 1) // workers)
     start = time.monotonic()
     with cf.ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_only, [info.to_json()] * len(units), [u.to_json() for u in units],
-                              [threads] * len(units)))
-    return frames, time.monotonic() - start
-
-
-def naive(path: str, settings: BuildSettings) -> tuple[int, float]:
-    info = probe(path)
-    width, height = stored_size(info, settings.short_side)
-    grid = FrameGrid(info.first_pts, info.time_base, settings.fps_out)
-    start = time.monotonic()
-    frames = 0
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        want = 0
-        for frame in container.decode(stream):
-            rgb = frame.to_ndarray(format="rgb24")
-            frames += 1
-            if grid.index(frame.pts) >= want:
-                want = grid.index(frame.pts) + 1
-                image = Image.fromarray(rgb).resize((width, height), Image.BILINEAR)
-                image.save(io.BytesIO(), format="JPEG", quality=settings.jpeg_quality)
+        frames = sum(pool.map(_decode_unit, [info.to_json()] * len(units), [u.to_json() for u in units],
+                              [threads] * len(units), [naive] * len(units)))
     return frames, time.monotonic() - start
 
 
@@ -149,9 +143,10 @@ def main() -> None:
     one = make_4k(1)
     print(f"input: {one} (3840x2160 H.264, 60 fps, 60 s); workers {args.workers}; "
           f"stored {settings.fps} fps, short side {settings.short_side}, {settings.frame_format}")
-    rows = {"ceiling (decode only)": ceiling(one, args.workers, args.unit_seconds),
+    rows = {"ceiling (decode only)": decode_units(one, args.workers, args.unit_seconds, naive=False),
             "build (wtpipe-shards)": build(one, args.workers, settings),
-            "naive (full RGB + PIL)": naive(one, settings)}
+            "naive, same processes": decode_units(one, args.workers, args.unit_seconds, naive=True),
+            "naive, one process": decode_units(one, 1, 1e9, naive=True)}
     top = rows["ceiling (decode only)"][0] / rows["ceiling (decode only)"][1]
     for name, (frames, seconds) in rows.items():
         rate = frames / seconds
