@@ -30,13 +30,12 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from wtpipe import __version__
 from wtpipe.shards import layout
+from wtpipe.shards.manifest import build_manifest, sample_header, video_entry
 from wtpipe.shards.settings import BuildSettings
 from wtpipe.shards.staging import StageJob, is_staged, load_staged, stage_unit, unit_paths
 from wtpipe.shards.tarwriter import TMP_MARK, remove_stale_temps, write_json_atomic
 from wtpipe.shards.writer import sample_members, write_shard
-from wtpipe.video.decode import stored_size
 from wtpipe.video.grid import FrameGrid
 from wtpipe.video.probe import ProbeError, VideoInfo, probe
 from wtpipe.video.units import Unit, plan_units
@@ -285,10 +284,11 @@ class ShardBuilder:
     # -- phase 3: assemble ---------------------------------------------------------------
     def _video_segments(self, vid: str, entry: dict[str, Any], failures: dict[str, str],
                         report: BuildReport) -> tuple[list[layout.Segment], dict[str, Any]]:
+        """Join a video's staged units, drop dead footage, cut segments; report what went wrong."""
         info = VideoInfo.from_json(entry["info"])
         units = [Unit.from_json(u) for u in entry["units"]]
         staged: list[tuple[str, dict[str, Any]]] = []
-        decoded_frames = decode_errors = 0
+        decoded_frames = 0
         last_t = None
         for unit in units:
             if unit.name in failures or not is_staged(self.staging, unit):
@@ -299,7 +299,6 @@ class ShardBuilder:
             sidecar = load_staged(self.staging, unit)
             staged.append((unit_paths(self.staging, unit)[0], sidecar))
             decoded_frames += sidecar["source_frames"]
-            decode_errors += sidecar["decode_errors"]
             if sidecar["decode_errors"]:
                 report.problems.append(Problem(info.path, f"{sidecar['decode_errors']} corrupt packet(s) skipped "
                                                           f"({sidecar['first_error']})"))
@@ -313,30 +312,11 @@ class ShardBuilder:
         segments = layout.cut_segments(vid, refs, dead_mask, grid.index, self.settings.segment_frames, period)
         if staged and not refs:
             report.problems.append(Problem(info.path, "no frame could be decoded"))
-        declared_end = info.duration_s
         decoded_end = (last_t or 0.0) + 1.0 / float(info.fps)
-        if len(staged) == len(units) and decoded_end < declared_end - max(2.0, 0.05 * declared_end):
+        if len(staged) == len(units) and decoded_end < info.duration_s - max(2.0, 0.05 * info.duration_s):
             report.problems.append(Problem(info.path, f"frames end at {decoded_end:.1f}s but the header says "
-                                                      f"{declared_end:.1f}s (truncated?)"))
-        stored_w, stored_h = stored_size(info, self.settings.short_side)
-        if info.rotation in (90, 270):
-            stored_w, stored_h = stored_h, stored_w
-        header = {"source": {"path": info.path, "container": info.container, "codec": info.codec,
-                             "fps": round(float(info.fps), 6), "width": info.display_size[0],
-                             "height": info.display_size[1], "rotation": info.rotation,
-                             "duration_s": round(info.duration_s, 3)},
-                  "stored": {"fps": str(self.settings.fps_out), "width": stored_w, "height": stored_h,
-                             "format": self.settings.frame_format, "quality": self.settings.jpeg_quality}}
-        stored = sum(len(s.frames) for s in segments)
-        video = {"id": vid, "path": info.path, "codec": info.codec, "container": info.container,
-                 "fps": round(float(info.fps), 6), "width": info.display_size[0],
-                 "height": info.display_size[1], "rotation": info.rotation,
-                 "duration_s": round(info.duration_s, 3), "frames_declared": info.frames_declared,
-                 "frames_decoded": decoded_frames, "decoded_until_s": round(decoded_end, 3),
-                 "frames_stored": stored, "segments": len(segments),
-                 "dead": [d.to_json() for d in dead_ranges],
-                 "dead_s": round(sum(d.end_s - d.start_s for d in dead_ranges), 3),
-                 "dead_kept": self.settings.keep_dead, "header": header}
+                                                      f"{info.duration_s:.1f}s (truncated?)"))
+        video = video_entry(vid, info, self.settings, segments, dead_ranges, decoded_frames, decoded_end)
         return segments, video
 
     def _assemble(self, pool: cf.Executor, plan: dict[str, Any], failures: dict[str, str],
@@ -351,7 +331,8 @@ class ShardBuilder:
             video_segments, video = self._video_segments(vid, entry, failures, report)
             segments.extend(video_segments)
             videos.append(video)
-        headers = {v["id"]: v.pop("header") for v in videos}
+        headers = {vid: sample_header(VideoInfo.from_json(plan["videos"][vid]["info"]), self.settings)
+                   for vid in (v["id"] for v in videos)}
         shards = layout.assign_shards(segments, int(self.settings.shard_mb * 2**20),
                                       self.settings.min_shards, self.settings.seed)
         log_path = os.path.join(self.work, "shards.jsonl")
@@ -387,27 +368,8 @@ class ShardBuilder:
             entries.append(record)
             bar.update(record["frames"])
         bar.close()
-        return self._manifest(entries, videos, report)
-
-    def _manifest(self, shards: list[dict[str, Any]], videos: list[dict[str, Any]],
-                  report: BuildReport) -> dict[str, Any]:
-        stored = sum(v["frames_stored"] for v in videos)
-        total_bytes = sum(s["bytes"] for s in shards)
-        return {
-            "wtpipe": __version__,
-            "settings": self.settings.to_json(),
-            "inputs": self.inputs,
-            "totals": {"videos": len(videos), "shards": len(shards),
-                       "samples": sum(s["samples"] for s in shards), "frames": stored,
-                       "bytes": total_bytes,
-                       "source_hours": round(sum(v["duration_s"] for v in videos) / 3600, 4),
-                       "stored_hours": round(stored / float(self.settings.fps_out) / 3600, 4),
-                       "dead_hours": round(sum(v["dead_s"] for v in videos) / 3600, 4),
-                       "bytes_per_frame": round(total_bytes / stored, 1) if stored else 0.0},
-            "shards": shards,
-            "videos": videos,
-            "failures": [{"path": p.path, "problem": p.problem} for p in report.problems],
-        }
+        failed = [{"path": p.path, "problem": p.problem} for p in report.problems]
+        return build_manifest(self.settings, self.inputs, entries, videos, failed)
 
     # -- driver --------------------------------------------------------------------------
     def _finished_manifest(self) -> dict[str, Any] | None:
