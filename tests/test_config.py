@@ -1,0 +1,79 @@
+"""Typed configs from YAML with dotted overrides: wrong keys and types are named, nothing is evaluated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from wtpipe.config import ConfigError, load_config, to_yaml
+
+
+@dataclass
+class Optim:
+    lr: float = 5e-4
+    epochs: int = 100
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class Run:
+    name: str = "dino"
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    resume_from: str | None = None
+    optim: Optim = field(default_factory=Optim)
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = write(tmp_path, "name: wt\noptim:\n  lr: 1.0e-3\n  betas: [0.8, 0.9]\n")
+    config = load_config(Run, path, ["optim.epochs=3", "precision=bf16", "optim.lr=2"])
+    assert config.name == "wt" and config.precision == "bf16"
+    assert config.optim == Optim(lr=2.0, epochs=3, betas=(0.8, 0.9))
+    assert isinstance(config.optim.lr, float)
+
+
+def test_defaults_without_a_file():
+    assert load_config(Run) == Run()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["optim.lrr=1"], "unknown config key 'optim.lrr' (did you mean optim.lr?)"),
+    (["optim.epochs=1.5"], "optim.epochs: expected int, got float 1.5"),
+    (["optim.epochs=true"], "optim.epochs: expected int, got bool True"),
+    (["precision=fp8"], "precision: 'fp8' is not one of 'no', 'bf16', 'fp16'"),
+    (["optim.betas=[1]"], "optim.betas: expected 2 items, got 1"),
+    (["optim=3"], "optim: expected a mapping"),
+    (["lr"], "is not key=value"),
+])
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(Run, None, overrides)
+    assert message in str(caught.value)
+
+
+def test_bad_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(Run, str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(Run, write(tmp_path, "optim: [unclosed"))
+    with pytest.raises(ConfigError, match="unknown config key 'nmae'"):
+        load_config(Run, write(tmp_path, "nmae: x\n"))
+
+
+def test_values_are_data_never_code(tmp_path):
+    config = load_config(Run, None, ["name=__import__('os').system('false')"])
+    assert config.name == "__import__('os').system('false')"
+    with pytest.raises(ConfigError):
+        load_config(Run, write(tmp_path, "name: !!python/object/apply:os.system ['false']\n"))
+
+
+def test_saved_yaml_loads_back_to_the_same_config(tmp_path):
+    config = load_config(Run, None, ["optim.lr=0.25", "resume_from=/x"])
+    assert load_config(Run, write(tmp_path, to_yaml(config))) == config
