@@ -65,3 +65,12 @@ def reference_grid_times(path: str, fps: Fraction) -> list[float]:
 
 def shard_names(out: str) -> list[str]:
     return sorted(n for n in os.listdir(out) if n.startswith("shard-"))
+
+
+@pytest.fixture(scope="session")
+def train_shards(tmp_path_factory, sources) -> str:
+    """Real shards for training tests: two real clips, small frames, several shards."""
+    out = str(tmp_path_factory.mktemp("train") / "shards")
+    settings = BuildSettings(fps="4", short_side=128, segment_seconds=4, min_shards=4)
+    ShardBuilder([sources["vtest.avi"], sources["bikes.mp4"]], out, settings, progress=False).run()
+    return out

@@ -1,0 +1,116 @@
+"""The training data stream: each batch is a pure function of (seed, rank, step).
+
+A batch sampler draws sample indices with replacement (resampling) from a generator seeded by
+(seed, rank, step); each item carries its own augmentation seed. So every rank gets a batch at
+every step (no uneven epoch ends to hang DDP), batches do not depend on worker count or timing,
+and resuming at step ``s`` is just starting the sampler at ``s``: no batches are decoded and
+thrown away. The loader is deliberately not passed through ``accelerator.prepare``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from wtpipe.data.clips import clip_indices
+from wtpipe.data.index import SampleRef, ShardIndex, read_span
+from wtpipe.video.clipcodec import decode_clip
+
+log = logging.getLogger(__name__)
+
+
+def decode_frames(ref: SampleRef, wanted: list[int]) -> list[torch.Tensor]:
+    """Frames ``wanted`` of a sample as (3, H, W) uint8 tensors; JPEG decodes only those."""
+    if ref.is_mp4:
+        frames = decode_clip(read_span(ref.shard, ref.frames[0]))
+        return [torch.from_numpy(frames[min(i, len(frames) - 1)]).permute(2, 0, 1) for i in wanted]
+    out = []
+    for i in wanted:
+        rgb = np.asarray(Image.open(io.BytesIO(read_span(ref.shard, ref.frames[i]))).convert("RGB"))
+        out.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1))
+    return out
+
+
+class ClipDataset(Dataset):
+    """Item ``(index, seed)`` -> views of a clip drawn from sample ``index``.
+
+    ``views`` maps the clip's frames (a list of uint8 tensors) to the method's views. A sample
+    that fails to read or decode is logged, counted and replaced by the next one.
+    """
+
+    def __init__(self, index: ShardIndex, clip_frames: int, frame_gap: int,
+                 views: Callable[[list[torch.Tensor]], Any]) -> None:
+        self.index = index
+        self.clip_frames = clip_frames
+        self.frame_gap = frame_gap
+        self.views = views
+        self.failures = 0
+
+    def __len__(self) -> int:
+        return len(self.index.samples)
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        position, seed = item
+        for attempt in range(len(self.index.samples)):
+            ref = self.index.samples[(position + attempt) % len(self.index.samples)]
+            try:
+                return self._load(ref, seed)
+            except (OSError, RuntimeError, ValueError) as err:
+                self.failures += 1
+                log.warning("skipping sample %s in %s: %s", ref.key, ref.shard, " ".join(str(err).split()))
+        raise RuntimeError("no sample in the index could be read")
+
+    def _load(self, ref: SampleRef, seed: int) -> Any:
+        rng = random.Random(seed)
+        count = len(json.loads(read_span(ref.shard, ref.json))["pts"])
+        wanted = clip_indices(count, self.clip_frames, self.frame_gap, rng)
+        frames = decode_frames(ref, wanted)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.views(frames)
+
+
+class StepBatchSampler(Sampler):
+    """Infinite batches of ``(index, seed)``; batch ``s`` of rank ``r`` depends only on (seed, r, s)."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int, start_step: int = 0) -> None:
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.start_step = start_step
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        indices = rng.integers(0, self.num_samples, self.batch_size)
+        seeds = rng.integers(0, 2**31 - 1, self.batch_size)
+        return [(int(i), int(s)) for i, s in zip(indices, seeds)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def collate_views(items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """Per view position, stack the batch: [global_1 (B,3,H,W), global_2, local_1, ...]."""
+    return [torch.stack(view) for view in zip(*items)]
+
+
+def make_loader(dataset: ClipDataset, batch_size: int, seed: int, rank: int, start_step: int,
+                num_workers: int, collate: Callable = collate_views) -> DataLoader:
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, rank, start_step)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                      persistent_workers=num_workers > 0, pin_memory=False,
+                      prefetch_factor=2 if num_workers > 0 else None)
+
