@@ -7,12 +7,20 @@ over ranks), updated after the loss; the teacher temperature warms up per epoch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from wtpipe.data.loader import collate_views
+from wtpipe.data.transforms import MultiCrop, MultiCropSpec
+from wtpipe.methods.base import BackboneWithHead, register
+from wtpipe.models.heads import DINOHead
+from wtpipe.models.vit import ViTBackbone
 from wtpipe.ops.schedules import linear_warmup_then_constant
+from wtpipe.train.config import TrainConfig
 
 
 class DINOLoss(nn.Module):
@@ -56,3 +64,58 @@ class DINOLoss(nn.Module):
             dist.all_reduce(count)
         batch_center = batch_center / count
         self.center.mul_(self.center_momentum).add_(batch_center * (1 - self.center_momentum))
+
+
+class FirstFrameCrops:
+    """DINO's views of a clip: the multi-crop of its (only) frame. A class, so workers can pickle it."""
+
+    def __init__(self, crops: MultiCrop) -> None:
+        self.crops = crops
+
+    def __call__(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.crops(frames[0])
+
+
+@register("dino")
+class DINOMethod:
+    """DINO: student and EMA teacher (backbone + DINO head) over multi-crop views of single frames."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        model, method, data = config.model, config.method, config.data
+
+        def network(drop_path: float) -> BackboneWithHead:
+            backbone = ViTBackbone(model.arch, drop_path_rate=drop_path)
+            head = DINOHead(backbone.embed_dim, model.out_dim, model.hidden_dim, model.bottleneck_dim,
+                            use_bn=model.use_bn_in_head, norm_last_layer=model.norm_last_layer)
+            return BackboneWithHead(backbone, head)
+
+        self.student = network(model.drop_path_rate)
+        self.teacher = network(0.0)  # as DINO: the teacher has no stochastic depth
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.requires_grad_(False)
+        self.criterion = DINOLoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
+                                  method.warmup_teacher_temp_epochs, method.student_temp, method.center_momentum)
+        self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
+                                  data.global_scale, data.local_scale)
+
+    def views(self) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+        return FirstFrameCrops(MultiCrop(self.spec))
+
+    def collate(self, items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+        return collate_views(items)
+
+    def loss(self, student: nn.Module, batch: list[torch.Tensor], epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            teacher_out = self.teacher(batch[:2])
+        student_out = student(batch)
+        loss = self.criterion(student_out, teacher_out, epoch)
+        return loss, {"teacher_temp": self.criterion.teacher_temp_at(epoch)}
+
+    def teacher_backbone(self) -> ViTBackbone:
+        return self.teacher.backbone
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"center": self.criterion.center.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.criterion.center.copy_(state["center"])

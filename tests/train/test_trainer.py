@@ -1,0 +1,156 @@
+"""wtpipe-train end to end on real shards: DDP, exact resume after SIGKILL, export, clear refusals."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import timm
+import torch
+
+from wtpipe.train import checkpoint
+from wtpipe.train.export import load_backbone
+
+TINY = ["model.arch=vit_tiny_patch16_224", "model.out_dim=64", "model.hidden_dim=64", "model.bottleneck_dim=32",
+        "data.global_size=32", "data.local_size=16", "data.local_crops=1", "data.batch_size=4",
+        "data.num_workers=0", "optim.epochs=3", "optim.steps_per_epoch=4", "optim.warmup_epochs=1",
+        "run.checkpoint_every=2", "run.log_every=2", "run.keep_last=2"]
+
+
+def train_cmd(shards: str, out: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
+
+
+def ddp_cmd(shards: str, out: str, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+            "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def kill_at(cmd: list[str], root: str, step: int, timeout: float = 120) -> None:
+    """Start a run and SIGKILL its whole process group once checkpoint ``step`` exists (or it ends)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    deadline = time.monotonic() + timeout
+    target = os.path.join(root, "checkpoints", checkpoint.step_name(step))
+    while process.poll() is None and not os.path.exists(target) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(random.Random(step).uniform(0, 0.5))  # land anywhere in the following step(s)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def final_state(out: str) -> dict:
+    state, _ = checkpoint.load(checkpoint.latest(os.path.join(out, "checkpoints")))
+    return state
+
+
+def assert_bit_identical(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    for part in ("student", "teacher", "method"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+    for key, value in a["optimizer"]["state"].items():
+        for name, tensor in value.items():
+            assert torch.equal(tensor, b["optimizer"]["state"][key][name]), f"optimizer {key}.{name}"
+
+
+@pytest.fixture(scope="module")
+def reference(train_shards, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ref") / "run")
+    run(train_cmd(train_shards, out))
+    return out
+
+
+def test_a_run_leaves_what_a_person_wants(reference):
+    names = set(os.listdir(reference))
+    assert {"config.yaml", "scalars.csv", "loss.png", "backbone.safetensors", "tensorboard", "checkpoints"} <= names
+    rows = open(os.path.join(reference, "scalars.csv")).read().splitlines()
+    assert rows[0].startswith("step,epoch,loss,lr") and len(rows) == 1 + 6
+    assert sorted(os.listdir(os.path.join(reference, "checkpoints"))) == ["latest", "step-00000010", "step-00000012"]
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(reference, "tensorboard")))
+
+
+def test_exported_backbone_loads_into_timm_with_the_teacher_features(reference):
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True)
+    model.load_state_dict(load_backbone(os.path.join(reference, "backbone.safetensors")))
+    from wtpipe.methods.dino import DINOMethod
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+
+    method = DINOMethod(load_config(TrainConfig, os.path.join(reference, "config.yaml")))
+    method.teacher.load_state_dict(final_state(reference)["teacher"])
+    x = torch.randn(2, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), method.teacher_backbone().eval()(x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sigkill_then_rerun_is_bit_identical(reference, train_shards, tmp_path, seed):
+    out = str(tmp_path / "run")
+    cmd = train_cmd(train_shards, out)
+    for step in sorted(random.Random(seed).sample([2, 4, 6, 8, 10], 2)):
+        kill_at(cmd, out, step)
+    run(cmd)
+    assert_bit_identical(final_state(reference), final_state(out))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
+    run(ddp_cmd(train_shards, ref, 29611, "data.num_workers=1"))
+    kill_at(ddp_cmd(train_shards, out, 29612, "data.num_workers=1"), out, 4)
+    run(ddp_cmd(train_shards, out, 29613, "data.num_workers=1"))
+    a, b = final_state(ref), final_state(out)
+    assert_bit_identical(a, b)
+    rng = [f for f in os.listdir(checkpoint.latest(os.path.join(out, "checkpoints"))) if f.startswith("rng")]
+    assert sorted(rng) == ["rng-rank0.pt", "rng-rank1.pt"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_at_the_next_step_and_the_rerun_finishes(reference, train_shards, tmp_path):
+    out = str(tmp_path / "run")
+    cmd = train_cmd(train_shards, out, "run.checkpoint_every=100")
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # same threads: same sums
+    scalars = os.path.join(out, "scalars.csv")
+    while not os.path.exists(scalars) or len(open(scalars).readlines()) < 3:  # 2 log rows: step 4 done
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and "stopped by SIGTERM" in stderr
+    stopped_at = final_state(out)["step"]
+    assert 4 <= stopped_at < 12 and not os.path.exists(os.path.join(out, "backbone.safetensors"))
+    run(cmd)
+    assert_bit_identical(final_state(reference), final_state(out))
+
+
+def test_resuming_with_another_config_is_refused(reference, train_shards, tmp_path):
+    import shutil
+
+    out = str(tmp_path / "run")
+    shutil.copytree(reference, out)
+    result = subprocess.run(train_cmd(train_shards, out, "optim.lr=0.1"), capture_output=True, text=True)
+    assert result.returncode == 2 and "optim.lr: 0.0005 -> 0.1" in result.stderr
+
+
+def test_bad_configs_are_named(train_shards):
+    result = subprocess.run(train_cmd(train_shards, "/tmp/unused", "optim.lrr=1"), capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown config key 'optim.lrr' (did you mean optim.lr?)" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.train", "model.arch=vit_huge"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "vit_huge" in result.stderr

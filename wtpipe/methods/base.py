@@ -1,0 +1,72 @@
+"""The method plug-in interface: what the trainer needs from DINO, DoRA and later methods.
+
+A method owns a student (trained, wrapped by DDP) and a teacher (EMA of the student), turns a
+clip's frames into its views, and computes its loss. The training loop knows nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from wtpipe.models.vit import ViTBackbone
+
+
+class Method(Protocol):
+    student: nn.Module
+    teacher: nn.Module
+
+    def views(self) -> Callable[[list[torch.Tensor]], Any]:
+        """Frames of one clip (uint8 (3, H, W) tensors) -> this method's views of it."""
+
+    def collate(self, items: list[Any]) -> Any:
+        """Views of several clips -> one batch."""
+
+    def loss(self, student: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward both networks on ``batch`` and return the loss (and scalars to log)."""
+
+    def teacher_backbone(self) -> ViTBackbone:
+        """The backbone that is exported at the end of training."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Loss state to checkpoint (e.g. the DINO centre)."""
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
+
+class BackboneWithHead(nn.Module):
+    """Backbone + projection head over multi-crop views of different sizes.
+
+    Views of the same resolution go through the backbone together (as DINO's MultiCropWrapper);
+    the head sees all of them at once; the output is split back per view.
+    """
+
+    def __init__(self, backbone: ViTBackbone, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        features, start = [], 0
+        while start < len(views):
+            end = start
+            while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
+                end += 1
+            features.append(self.backbone(torch.cat(views[start:end])))
+            start = end
+        outputs = self.head(torch.cat(features))
+        return list(outputs.chunk(len(views)))
+
+
+METHODS: dict[str, Callable[..., Method]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    def add(cls: type) -> type:
+        METHODS[name] = cls
+        return cls
+
+    return add

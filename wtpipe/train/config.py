@@ -1,0 +1,110 @@
+"""The training config: one typed dataclass per section, loaded with :func:`wtpipe.config.load_config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from wtpipe.models.vit import ARCHS
+
+
+@dataclass
+class DataConfig:
+    shards: str = ""  # a wtpipe-shards output directory (manifest.json)
+    batch_size: int = 64  # clips per rank per micro-step
+    num_workers: int = 4
+    clip_frames: int = 1  # DINO: single frames
+    frame_gap: int = 1  # stored frames between clip frames
+    global_size: int = 224
+    local_size: int = 96
+    local_crops: int = 8
+    global_scale: tuple[float, float] = (0.4, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.4)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "vit_small_patch16_224"
+    drop_path_rate: float = 0.1
+    out_dim: int = 65536
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    norm_last_layer: bool = True
+    use_bn_in_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is not one of {', '.join(ARCHS)}")
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 100
+    steps_per_epoch: int = 1000  # the stream is resampled: an epoch is a fixed number of steps
+    lr: float = 0.0005  # at a global batch of 256; scaled linearly
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    clip_grad: float = 3.0  # per parameter; 0 turns clipping off
+    freeze_last_layer: int = 1  # epochs
+    momentum_teacher: float = 0.996
+    grad_accum: int = 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class MethodConfig:
+    name: Literal["dino"] = "dino"
+    student_temp: float = 0.1
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    center_momentum: float = 0.9
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/default"
+    seed: int = 0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    checkpoint_every: int = 500  # steps
+    keep_last: int = 3
+    log_every: int = 10
+    max_steps: int | None = None  # stop early (smoke runs); schedules keep the full length
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# Settings that change how a run is executed or observed, not what it computes: a checkpoint
+# may be resumed with different values of these.
+NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"),
+                    ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
+                    ("run", "max_steps")}
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``section.key: saved -> current`` for every setting that changes the computation."""
+    diffs = []
+    for section in current:
+        for key in current[section]:
+            if (section, key) in NOT_MATHEMATICAL:
+                continue
+            old = saved.get(section, {}).get(key, "<absent>")
+            if old != current[section][key]:
+                diffs.append(f"{section}.{key}: {old} -> {current[section][key]}")
+    return diffs
+
+
+def section_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]

@@ -1,0 +1,212 @@
+"""The training loop shared by every method, under Hugging Face Accelerate.
+
+Schedules are functions of the global step; the data stream is a function of (seed, rank, step);
+a checkpoint holds everything else (weights, teacher, optimizer, scaler, loss state, every
+rank's RNG states). So a run killed at any moment and started again with the same command
+continues as if it had never stopped, bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+
+import wtpipe.methods.dino  # noqa: F401  (registers the method)
+from wtpipe.config import to_dict, to_yaml
+from wtpipe.data.index import ShardIndex
+from wtpipe.data.loader import ClipDataset, make_loader
+from wtpipe.methods.base import METHODS
+from wtpipe.ops.ema import ema_update
+from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_grads
+from wtpipe.ops.schedules import cosine
+from wtpipe.train import checkpoint
+from wtpipe.train.config import TrainConfig, config_differences
+from wtpipe.train.export import backbone_state, save_backbone
+from wtpipe.train.logs import ScalarLog, plot_loss
+from wtpipe.train.preemption import StopRequest
+
+log = logging.getLogger(__name__)
+
+
+class ResumeError(Exception):
+    """A checkpoint that cannot continue this run (another config)."""
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    return batch
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       mixed_precision=config.run.mixed_precision)
+        self.rank = self.accelerator.process_index
+        self.out = config.run.output_dir
+        self.ckpt_root = os.path.join(self.out, "checkpoints")
+        set_seed(config.run.seed)  # identical initial weights on every rank
+        self.method = METHODS[config.method.name](config)
+        optimizer = torch.optim.AdamW(decay_groups(self.method.student))
+        self.student, self.optimizer = self.accelerator.prepare(self.method.student, optimizer)
+        self.method.teacher.to(self.accelerator.device)
+        self.method.criterion.to(self.accelerator.device)
+        world = self.accelerator.num_processes
+        global_batch = config.data.batch_size * world * config.optim.grad_accum
+        self.base_lr = config.optim.lr * global_batch / 256.0
+        self.start_step, self._rng = self._resume()
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _resume(self) -> tuple[int, dict[str, Any] | None]:
+        """Load the latest checkpoint, if any: (its step, this rank's RNG states to restore)."""
+        if self.accelerator.is_main_process:
+            checkpoint.remove_partial(self.ckpt_root)
+        self.accelerator.wait_for_everyone()
+        path = checkpoint.latest(self.ckpt_root)
+        if path is None:
+            return 0, None
+        state, rng = checkpoint.load(path, self.rank)
+        diffs = config_differences(state["config"], to_dict(self.config))
+        if diffs:
+            raise ResumeError(f"{path} was written by a run with another config ({'; '.join(diffs)}); "
+                              "use another run.output_dir, or the same config to resume")
+        self.accelerator.unwrap_model(self.student).load_state_dict(state["student"])
+        self.method.teacher.load_state_dict(state["teacher"])
+        self.optimizer.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict({k: v.to(self.accelerator.device) for k, v in state["method"].items()})
+        if self.accelerator.scaler is not None and "scaler" in state:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        if rng is None:
+            raise ResumeError(f"{path} holds no RNG state for rank {self.rank} (world size changed?)")
+        if self.accelerator.is_main_process:
+            log.info("resuming from %s (step %d)", path, state["step"])
+        return int(state["step"]), rng
+
+    def _seed_training_rng(self) -> None:
+        """Per-rank RNG for the steps (drop-path): restored on resume, seeded on a fresh start.
+
+        Called after the data iterator is created, which itself draws from the global RNG.
+        """
+        if self._rng is not None:
+            checkpoint.set_rng_state(self._rng)
+        else:
+            torch.manual_seed(self.config.run.seed + 1 + self.rank)
+
+    def _save(self, step: int) -> None:
+        """All ranks: write a checkpoint of the state after ``step`` steps."""
+        acc = self.accelerator
+        pid = torch.tensor([os.getpid() if acc.is_main_process else 0], device=acc.device)
+        pid = int(acc.reduce(pid, "sum").item())  # every rank writes into the main process's temp dir
+        directory = checkpoint.tmp_dir(self.ckpt_root, step, pid)
+        if acc.is_main_process:
+            os.makedirs(directory, exist_ok=True)
+        acc.wait_for_everyone()
+        checkpoint.write_rank_rng(directory, self.rank)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"step": step, "config": to_dict(self.config),
+                     "student": acc.unwrap_model(self.student).state_dict(),
+                     "teacher": self.method.teacher.state_dict(),
+                     "optimizer": self.optimizer.optimizer.state_dict(),
+                     "method": self.method.state_dict()}
+            if acc.scaler is not None:
+                state["scaler"] = acc.scaler.state_dict()
+            checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
+        acc.wait_for_everyone()
+
+    # -- the loop ------------------------------------------------------------------------
+    def _set_schedules(self, step: int) -> tuple[float, float, float]:
+        o = self.config.optim
+        warmup = o.warmup_epochs * o.steps_per_epoch
+        lr = cosine(step, o.total_steps, self.base_lr, o.min_lr, warmup)
+        wd = cosine(step, o.total_steps, o.weight_decay, o.weight_decay_end)
+        momentum = cosine(step, o.total_steps, o.momentum_teacher, 1.0)
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = lr
+            if i == 0:
+                group["weight_decay"] = wd
+        return lr, wd, momentum
+
+    def _step(self, batches: Any, step: int) -> torch.Tensor:
+        acc, o = self.accelerator, self.config.optim
+        epoch = step // o.steps_per_epoch
+        total = torch.zeros((), device=acc.device)
+        for micro in range(o.grad_accum):
+            batch = _to_device(next(batches), acc.device)
+            sync = micro == o.grad_accum - 1
+            context = acc.no_sync(self.student) if not sync else torch.enable_grad()
+            with context, acc.autocast():
+                loss, _ = self.method.loss(self.student, batch, epoch)
+                acc.backward(loss / o.grad_accum)
+            total += loss.detach() / o.grad_accum
+        student = acc.unwrap_model(self.student)
+        if o.clip_grad > 0:
+            if acc.scaler is not None:
+                acc.unscale_gradients()
+            clip_per_parameter(student, o.clip_grad)
+        drop_last_layer_grads(student, epoch, o.freeze_last_layer)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def run(self) -> dict[str, Any]:
+        cfg, acc = self.config, self.accelerator
+        end = cfg.optim.total_steps if cfg.run.max_steps is None else min(cfg.optim.total_steps, cfg.run.max_steps)
+        if acc.is_main_process:
+            os.makedirs(self.out, exist_ok=True)
+            with open(os.path.join(self.out, "config.yaml"), "w", encoding="utf-8") as handle:
+                handle.write(to_yaml(cfg))
+        logs = ScalarLog(self.out, self.start_step) if acc.is_main_process else None
+        index = ShardIndex.build(cfg.data.shards)
+        dataset = ClipDataset(index, cfg.data.clip_frames, cfg.data.frame_gap, self.method.views())
+        loader = make_loader(dataset, cfg.data.batch_size, cfg.run.seed, self.rank,
+                             self.start_step * cfg.optim.grad_accum, cfg.data.num_workers, self.method.collate)
+        batches = iter(loader)
+        self._seed_training_rng()
+        stop = StopRequest()
+        bar = tqdm(total=end, initial=self.start_step, desc="train", unit="step", disable=not acc.is_main_process)
+        clips_per_step = cfg.data.batch_size * acc.num_processes * cfg.optim.grad_accum
+        step, last_time, stopped = self.start_step, time.monotonic(), False
+        while step < end:
+            lr, wd, momentum = self._set_schedules(step)
+            loss = self._step(batches, step)
+            ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
+            step += 1
+            if step % cfg.run.log_every == 0 or step == end:
+                mean_loss = acc.reduce(loss, "mean").item()
+                now = time.monotonic()
+                rate = clips_per_step * (step - bar.n) / max(now - last_time, 1e-9)
+                last_time = now
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+                bar.update(step - bar.n)
+                if logs is not None:
+                    logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
+                                      "wd": wd, "momentum": momentum, "clips_per_s": rate})
+            stopped = stop.agreed(acc.device)
+            if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
+                self._save(step)
+                if logs is not None:
+                    plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
+            if stopped:
+                break
+        bar.close()
+        if logs is not None:
+            logs.close()
+        if acc.is_main_process and not stopped:
+            save_backbone(backbone_state(self.method.teacher.state_dict()),
+                          os.path.join(self.out, "backbone.safetensors"), cfg.model.arch)
+        acc.wait_for_everyone()
+        if stopped and acc.is_main_process:
+            log.warning("stopped by %s after step %d; re-run the same command to resume", stop.signal_name, step)
+        return {"step": step, "stopped": stopped, "skipped_shards": index.skipped,
+                "sample_failures": dataset.failures}
