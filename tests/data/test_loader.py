@@ -92,3 +92,10 @@ def test_clips_fit_in_the_segment(frames, length, gap):
         assert len(picks) == length and all(0 <= p < frames for p in picks) and picks == sorted(picks)
         if (length - 1) * gap < frames:
             assert all(b - a == gap for a, b in zip(picks, picks[1:]))
+
+
+def test_every_rank_gets_a_batch_at_every_step():
+    ranks = [StepBatchSampler(37, 5, seed=0, rank=r) for r in range(3)]
+    streams = [iter(s) for s in ranks]
+    for _ in range(50):  # 50 steps over a 37-sample index: no epoch end, no rank runs dry
+        assert [len(next(s)) for s in streams] == [5, 5, 5]

@@ -154,3 +154,47 @@ def test_bad_configs_are_named(train_shards):
     result = subprocess.run([sys.executable, "-m", "wtpipe.cli.train", "model.arch=vit_huge"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "vit_huge" in result.stderr
+
+
+def test_bf16_autocast_gradient_accumulation_and_a_corrupt_shard(train_shards, tmp_path, caplog):
+    """One short run covering bf16 on CPU, two micro-batches per step, and a truncated shard."""
+    import shutil
+
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+    from wtpipe.train.trainer import Trainer
+
+    shards = str(tmp_path / "shards")
+    shutil.copytree(train_shards, shards)
+    victim = sorted(n for n in os.listdir(shards) if n.startswith("shard-"))[0]
+    with open(os.path.join(shards, victim), "r+b") as handle:
+        handle.truncate(4096)
+    config = load_config(TrainConfig, None, [f"data.shards={shards}", f"run.output_dir={tmp_path / 'run'}", *TINY,
+                                             "run.mixed_precision=bf16", "optim.grad_accum=2", "run.max_steps=2"])
+    trainer = Trainer(config)
+    assert trainer.base_lr == pytest.approx(0.0005 * 4 * 2 / 256)  # lr scales with the global batch
+    result = trainer.run()
+    assert result["step"] == 2 and result["skipped_shards"][0].startswith(victim)
+    assert "skipping shard" in caplog.text
+    rows = open(tmp_path / "run" / "scalars.csv").read().splitlines()
+    assert float(rows[-1].split(",")[2]) > 0
+
+
+def test_export_command_writes_timm_safetensors(reference, tmp_path):
+    out = str(tmp_path / "b.safetensors")
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.export", reference, "--out", out],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert load_backbone(out).keys() == load_backbone(os.path.join(reference, "backbone.safetensors")).keys()
+    missing = subprocess.run([sys.executable, "-m", "wtpipe.cli.export", str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 2 and "wtpipe-export:" in missing.stderr
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_it(train_shards, tmp_path):
+    out = str(tmp_path / "run")
+    launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    run([launcher, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "-m", "wtpipe.cli.train", f"data.shards={train_shards}", f"run.output_dir={out}",
+         *TINY, "run.max_steps=2"])
+    assert final_state(out)["step"] == 2

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from wtpipe.data.clips import clip_indices
 from wtpipe.data.index import SampleRef, ShardIndex, read_span
@@ -35,8 +35,9 @@ def decode_frames(ref: SampleRef, wanted: list[int]) -> list[torch.Tensor]:
         return [torch.from_numpy(frames[min(i, len(frames) - 1)]).permute(2, 0, 1) for i in wanted]
     out = []
     for i in wanted:
-        rgb = np.asarray(Image.open(io.BytesIO(read_span(ref.shard, ref.frames[i]))).convert("RGB"))
-        out.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1))
+        image = Image.open(io.BytesIO(read_span(ref.shard, ref.frames[i])))
+        rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"))
+        out.append(torch.from_numpy(rgb).permute(2, 0, 1))  # a CHW view of contiguous HWC memory
     return out
 
 
@@ -71,11 +72,11 @@ class ClipDataset(Dataset):
 
     def _load(self, ref: SampleRef, seed: int) -> Any:
         rng = random.Random(seed)
-        count = len(json.loads(read_span(ref.shard, ref.json))["pts"])
+        count = len(json.loads(read_span(ref.shard, ref.json))["pts"]) if ref.is_mp4 else len(ref.frames)
         wanted = clip_indices(count, self.clip_frames, self.frame_gap, rng)
         frames = decode_frames(ref, wanted)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA work
             return self.views(frames)
 
 
@@ -102,9 +103,18 @@ class StepBatchSampler(Sampler):
             step += 1
 
 
+def stack_shared(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``torch.stack``, straight into shared memory when run in a loader worker (saves a copy
+    when the batch crosses to the training process), as PyTorch's default collate does."""
+    if get_worker_info() is None:
+        return torch.stack(tensors)
+    out = torch.empty((len(tensors), *tensors[0].shape), dtype=tensors[0].dtype).share_memory_()
+    return torch.stack(tensors, out=out)
+
+
 def collate_views(items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     """Per view position, stack the batch: [global_1 (B,3,H,W), global_2, local_1, ...]."""
-    return [torch.stack(view) for view in zip(*items)]
+    return [stack_shared(view) for view in zip(*items)]
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, seed: int, rank: int, start_step: int,
