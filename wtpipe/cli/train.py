@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     from wtpipe.train.trainer import ResumeError, Trainer
 
     try:
-        result = Trainer(config).run()
+        Trainer(config).run()  # a run stopped by SIGTERM/SIGUSR1 has saved: exit 0, re-run resumes
     except (ResumeError, FileNotFoundError, ValueError) as err:
         print(f"wtpipe-train: {err}", file=sys.stderr)
         return 2
-    return 0 if not result["stopped"] else 0
+    return 0
 
 
 if __name__ == "__main__":
