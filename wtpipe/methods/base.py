@@ -31,6 +31,9 @@ class Method(Protocol):
     def teacher_backbone(self) -> ViTBackbone:
         """The backbone that is exported at the end of training."""
 
+    def to(self, device: torch.device) -> None:
+        """Move the teacher and any loss state to ``device`` (the student is placed by Accelerate)."""
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Loss state to checkpoint (e.g. the DINO centre)."""
 

@@ -114,6 +114,10 @@ class DINOMethod:
     def teacher_backbone(self) -> ViTBackbone:
         return self.teacher.backbone
 
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+        self.criterion.to(device)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"center": self.criterion.center.clone()}
 

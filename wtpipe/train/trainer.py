@@ -59,8 +59,7 @@ class Trainer:
         self.method = METHODS[config.method.name](config)
         optimizer = torch.optim.AdamW(decay_groups(self.method.student))
         self.student, self.optimizer = self.accelerator.prepare(self.method.student, optimizer)
-        self.method.teacher.to(self.accelerator.device)
-        self.method.criterion.to(self.accelerator.device)
+        self.method.to(self.accelerator.device)
         world = self.accelerator.num_processes
         global_batch = config.data.batch_size * world * config.optim.grad_accum
         self.base_lr = config.optim.lr * global_batch / 256.0
