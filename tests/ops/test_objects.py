@@ -1,0 +1,65 @@
+"""Discovery, Sinkhorn refinement and tracking on planted attention: the masks land on the objects."""
+
+from __future__ import annotations
+
+import torch
+
+from wtpipe.ops.objects import binarise, discover, refine, to_pixels, track
+
+GRID = (6, 6)
+P, D = 36, 16
+
+
+def square(top: int, left: int, size: int = 2) -> torch.Tensor:
+    mask = torch.zeros(GRID, dtype=torch.bool)
+    mask[top:top + size, left:left + size] = True
+    return mask.flatten()
+
+
+def iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a & b).sum().item() / max(1, (a | b).sum().item())
+
+
+def test_a_planted_object_is_discovered_and_tracked_as_it_moves():
+    torch.manual_seed(0)
+    obj, background = torch.zeros(D), torch.zeros(D)
+    obj[0], background[1] = 4.0, 4.0
+    positions = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]  # the object walks across the frame
+    keys = torch.stack([torch.where(square(*p)[:, None], obj, background) for p in positions])
+    keys = (keys + 0.1 * torch.randn_like(keys))[None]  # (1, T, P, D)
+    cls_attn = torch.full((1, 2, P), 0.1)
+    cls_attn[0, 0, square(*positions[0])] = 5.0  # head 0 looks at the object in frame 0
+    cls_attn[0, 1, ~square(*positions[0])] = 1.0  # head 1 at the background
+    prototypes = discover(cls_attn, keys[:, 0], torch.tensor([0, 1]))
+    masks = binarise(track(prototypes, keys))  # (1, T, 2, P)
+    for t, position in enumerate(positions):
+        assert iou(masks[0, t, 0], square(*position)) == 1.0
+        assert not (masks[0, t, 0] & masks[0, t, 1]).any()
+
+
+def test_refinement_separates_heads_that_share_objects():
+    torch.manual_seed(1)
+    parts = [torch.arange(P) < 12, (torch.arange(P) >= 12) & (torch.arange(P) < 24), torch.arange(P) >= 24]
+    directions = torch.eye(D)[:3] * 3.0
+    features = sum(torch.where(part[:, None], direction, torch.zeros(D)) for part, direction in zip(parts, directions))
+    features = (features + 0.05 * torch.randn(P, D))[None]
+    cls_attn = torch.zeros(1, 3, P)
+    for head, mix in enumerate([(0.6, 0.4, 0.0), (0.4, 0.6, 0.0), (0.0, 0.1, 0.9)]):
+        for part, weight in zip(parts, mix):
+            cls_attn[0, head, part] = weight
+    raw = discover(cls_attn, features, torch.tensor([0, 1, 2]))
+    refined = refine(raw, features)
+
+    def overlap(prototypes):
+        masks = binarise(track(prototypes, features[:, None]))[0, 0]  # (k, P)
+        return sum((masks[i] & masks[j]).sum().item() for i in range(3) for j in range(i + 1, 3))
+
+    assert overlap(refined) < overlap(raw)
+    masks = binarise(track(refined, features[:, None]))[0, 0]
+    assert sorted(max(iou(m, part) for m in masks) for part in parts) == [1.0, 1.0, 1.0]
+
+
+def test_masks_upsample_to_pixels():
+    masks = square(2, 3)[None]
+    pixels = to_pixels(masks, GRID, (96, 96))
+    assert pixels.shape == (1, 96, 96) and pixels[0, 32:48, 48:64].all() and pixels.sum() == 32 * 32
