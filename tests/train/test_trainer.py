@@ -198,3 +198,14 @@ def test_accelerate_launch_runs_it(train_shards, tmp_path):
          "--dynamo_backend", "no", "-m", "wtpipe.cli.train", f"data.shards={train_shards}", f"run.output_dir={out}",
          *TINY, "run.max_steps=2"])
     assert final_state(out)["step"] == 2
+
+
+def test_recipes_load():
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    dora = load_config(TrainConfig, os.path.join(root, "dora_vits16_wt.yaml"))
+    assert (dora.method.name, dora.data.clip_frames, dora.data.local_crops, dora.model.out_dim) == ("dora", 8, 6, 65536)
+    assert load_config(TrainConfig, os.path.join(root, "dino_vits16_wt.yaml")).method.teacher_temp == 0.07
+    assert load_config(TrainConfig, os.path.join(root, "tiny_cpu.yaml")).model.arch == "vit_tiny_patch16_224"

@@ -55,3 +55,30 @@ class MultiCrop:
 
     def __call__(self, frame: torch.Tensor) -> list[torch.Tensor]:
         return [self.global_1(frame), self.global_2(frame), *(self.local(frame) for _ in range(self.local_crops))]
+
+
+class ClipViews:
+    """DoRA's views of a clip of T frames: one clip-consistent global crop and flip (so an object
+    keeps its place across frames) with per-frame colour, blur and solarisation, plus
+    ``local_crops`` independent local crops of every frame.
+
+    ``frames`` (T x (3, H, W) uint8) -> (globals (T, 3, S, S), locals (T, L, 3, s, s)).
+    """
+
+    def __init__(self, spec: MultiCropSpec) -> None:
+        bicubic = InterpolationMode.BICUBIC
+        self.crop = T.RandomResizedCrop(spec.global_size, scale=spec.global_scale, interpolation=bicubic,
+                                        antialias=True)
+        self.flip = T.RandomHorizontalFlip()
+        self.frame = T.Compose([T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+                                T.RandomGrayscale(p=0.2), _blur(0.1), *_finish()])
+        self.local = T.Compose([T.RandomResizedCrop(spec.local_size, scale=spec.local_scale,
+                                                    interpolation=bicubic, antialias=True),
+                                *_colour(), _blur(0.5), *_finish()])
+        self.local_crops = spec.local_crops
+
+    def __call__(self, frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        clip = self.flip(self.crop(torch.stack(frames)))  # (T, 3, S, S): one crop and flip for all
+        globals_ = torch.stack([self.frame(f) for f in clip])
+        locals_ = torch.stack([torch.stack([self.local(f) for _ in range(self.local_crops)]) for f in frames])
+        return globals_, locals_

@@ -1,4 +1,4 @@
-"""DoRA's multi-object masked distillation loss (the method plug-in itself follows).
+"""DoRA: multi-object masked distillation, and the method plug-in that runs it.
 
 For each discovered object i and frame t, the student sees the teacher's global view of frame t
 masked to object i, plus that frame's local crops; both are distilled towards the teacher's
@@ -18,8 +18,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from wtpipe.methods.dino import DINOLoss
+from wtpipe.data.loader import stack_shared
+from wtpipe.data.transforms import ClipViews, MultiCropSpec
+from wtpipe.methods.base import register
+from wtpipe.methods.dino import DINOLoss, DINOMethod
+from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops import objects
+from wtpipe.train.config import TrainConfig
 
 
 def cross_entropy(teacher_probs: torch.Tensor, student_logits: torch.Tensor, student_temp: float) -> torch.Tensor:
@@ -57,3 +64,79 @@ class DoRALoss(DINOLoss):
                 total = total + object_sum / frames
         self.update_center(teacher.reshape(-1, teacher.shape[-1]))
         return total / objects
+
+
+class ClipCollate:
+    def __call__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
+
+
+@register("dora")
+class DoRAMethod:
+    """DoRA: discover objects on frame 0, track them through the clip, distil masked views."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        model, method, data = config.model, config.method, config.data
+        dino = DINOMethod(config)  # the same student/teacher networks as DINO
+        self.student, self.teacher = dino.student, dino.teacher
+        self.criterion = DoRALoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
+                                  method.warmup_teacher_temp_epochs, method.student_temp,
+                                  method.center_momentum, faithful=method.faithful)
+        self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
+                                  data.global_scale, data.local_scale)
+        self.objects = method.num_objects
+        self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
+        if self.objects > self.teacher.backbone.num_heads:
+            raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
+                             f"heads of {model.arch}")
+
+    def views(self) -> ClipViews:
+        return ClipViews(self.spec)
+
+    def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return ClipCollate()(items)
+
+    @torch.no_grad()
+    def masks(self, globals_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher pass over every frame: (teacher logits (T, B, K), pixel masks (B, T, k, S, S), heads)."""
+        batch, frames = globals_.shape[:2]
+        backbone = self.teacher.backbone
+        cls, patches, last = backbone.forward_with_attention(globals_.flatten(0, 1))
+        logits = self.teacher.head(cls).reshape(batch, frames, -1).transpose(0, 1)
+        size = globals_.shape[-2:]
+        grid = (size[0] // backbone.patch_size, size[1] // backbone.patch_size)
+        heads = torch.randperm(backbone.num_heads)[: self.objects]  # as the official code: one draw per batch
+        q = last.q.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)  # (B, T, P, D)
+        k = last.k.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)
+        attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[:, 0]  # frame 0: (B, H, P)
+        prototypes = objects.discover(attn, q[:, 0], heads)
+        features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
+        prototypes = objects.refine(prototypes, features, self.epsilon, self.iterations)
+        masks = objects.binarise(objects.track(prototypes, k))  # (B, T, k, P)
+        return logits, objects.to_pixels(masks, grid, tuple(size)), heads
+
+    def loss(self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        globals_, locals_ = batch
+        b, t = globals_.shape[:2]
+        teacher_logits, masks, _ = self.masks(globals_)
+        masked = globals_.unsqueeze(2) * masks.unsqueeze(3).to(globals_.dtype)  # (B, T, k, 3, S, S)
+        masked = masked.permute(2, 0, 1, 3, 4, 5).flatten(0, 2)  # object-major
+        student_masked = student([masked])[0].reshape(self.objects, b, t, -1).transpose(1, 2)
+        n_local = locals_.shape[2]
+        student_local = student([locals_.flatten(0, 2)])[0].reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
+        loss = self.criterion(student_masked, student_local, teacher_logits, epoch)
+        return loss, {"mask_fraction": masks.float().mean().item()}
+
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+        self.criterion.to(device)
+
+    def teacher_backbone(self) -> ViTBackbone:
+        return self.teacher.backbone
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"center": self.criterion.center.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.criterion.center.copy_(state["center"])

@@ -58,12 +58,17 @@ class OptimConfig:
 
 @dataclass
 class MethodConfig:
-    name: Literal["dino"] = "dino"
+    name: Literal["dino", "dora"] = "dino"
     student_temp: float = 0.1
     teacher_temp: float = 0.04
     warmup_teacher_temp: float = 0.04
     warmup_teacher_temp_epochs: int = 0
     center_momentum: float = 0.9
+    # DoRA only
+    num_objects: int = 3  # k heads -> k object prototypes
+    sinkhorn_epsilon: float = 0.05
+    sinkhorn_iterations: int = 30
+    faithful: bool = False  # reproduce the official code's loss quirks (README)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
-import wtpipe.methods.dino  # noqa: F401  (registers the method)
+import wtpipe.methods.dino  # noqa: F401  (registers the methods)
+import wtpipe.methods.dora  # noqa: F401
 from wtpipe.config import to_dict, to_yaml
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, make_loader

@@ -1,0 +1,45 @@
+"""The DoRA plug-in on real shards: clip views, masks from the teacher, a training run that
+resumes bit-exactly after SIGKILL."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wtpipe.config import load_config
+from wtpipe.data.index import ShardIndex
+from wtpipe.data.loader import ClipDataset
+from wtpipe.methods.dora import DoRAMethod
+from wtpipe.train.config import TrainConfig
+
+from ..train.test_trainer import TINY, assert_bit_identical, final_state, kill_at, run, train_cmd
+
+DORA = ["method.name=dora", "data.clip_frames=4", "data.frame_gap=2", "data.local_crops=2", "data.batch_size=2"]
+
+
+def test_clip_views_masks_and_loss(train_shards):
+    config = load_config(TrainConfig, None, [f"data.shards={train_shards}", *TINY, *DORA])
+    method = DoRAMethod(config)
+    dataset = ClipDataset(ShardIndex.build(train_shards), 4, 2, method.views())
+    batch = method.collate([dataset[(0, 1)], dataset[(3, 2)]])
+    globals_, locals_ = batch
+    assert globals_.shape == (2, 4, 3, 32, 32) and locals_.shape == (2, 4, 2, 3, 16, 16)
+    logits, masks, heads = method.masks(globals_)
+    assert logits.shape == (4, 2, 64) and masks.shape == (2, 4, 3, 32, 32) and masks.dtype == torch.bool
+    assert len(set(heads.tolist())) == 3
+    assert 0.05 < masks.float().mean() < 0.95  # each mask keeps part of the frame
+    loss, logs = method.loss(method.student, batch, epoch=0)
+    loss.backward()
+    assert torch.isfinite(loss) and 0 < logs["mask_fraction"] < 1
+    assert all(p.grad is None for p in method.teacher.parameters())
+    assert method.student.backbone.vit.cls_token.grad is not None
+
+
+@pytest.mark.slow
+def test_dora_run_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
+    extra = [*DORA, "optim.epochs=1"]
+    run(train_cmd(train_shards, ref, *extra))
+    kill_at(train_cmd(train_shards, out, *extra), out, 2)
+    run(train_cmd(train_shards, out, *extra))
+    assert_bit_identical(final_state(ref), final_state(out))
