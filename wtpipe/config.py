@@ -147,5 +147,10 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a config from :func:`to_dict` output (checked like a YAML file)."""
+    return _build(cls, data)
+
+
 def to_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)

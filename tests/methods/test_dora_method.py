@@ -24,7 +24,8 @@ def test_clip_views_masks_and_loss(train_shards):
     batch = method.collate([dataset[(0, 1)], dataset[(3, 2)]])
     globals_, locals_ = batch
     assert globals_.shape == (2, 4, 3, 32, 32) and locals_.shape == (2, 4, 2, 3, 16, 16)
-    logits, masks, heads = method.masks(globals_)
+    logits, masks, heads, attention = method.masks(globals_)
+    assert attention.shape == (2, 3, 2, 2)  # vit_tiny: 3 heads; 32 px = 2 x 2 patches
     assert logits.shape == (4, 2, 64) and masks.shape == (2, 4, 3, 32, 32) and masks.dtype == torch.bool
     assert len(set(heads.tolist())) == 3
     assert 0.05 < masks.float().mean() < 0.95  # each mask keeps part of the frame
@@ -43,3 +44,26 @@ def test_dora_run_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
     kill_at(train_cmd(train_shards, out, *extra), out, 2)
     run(train_cmd(train_shards, out, *extra))
     assert_bit_identical(final_state(ref), final_state(out))
+
+
+def test_training_and_wtpipe_viz_write_mask_pictures(train_shards, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = str(tmp_path / "run")
+    run(train_cmd(train_shards, out, *DORA, "run.max_steps=2", "run.viz_every=1"))
+    assert sorted(os.listdir(os.path.join(out, "viz"))) == [
+        "step00000001-clip0.png", "step00000001-clip1.png", "step00000002-clip0.png", "step00000002-clip1.png"]
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.viz", "masks", out, train_shards,
+                             "--out", str(tmp_path / "viz"), "--clips", "3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    sheet = Image.open(tmp_path / "viz" / "step00000002-clip0.png")
+    assert sheet.size[0] >= 4 * 192  # four frames, enlarged for a person to see
+    dino = str(tmp_path / "dino")
+    run(train_cmd(train_shards, dino, "run.max_steps=1"))
+    refused = subprocess.run([sys.executable, "-m", "wtpipe.cli.viz", "masks", dino, train_shards, "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "need a DoRA run" in refused.stderr

@@ -16,6 +16,8 @@ does: every frame's teacher output is a target, so all of them belong in its mea
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,6 +68,13 @@ class DoRALoss(DINOLoss):
         return total / objects
 
 
+class Discovery(NamedTuple):
+    logits: torch.Tensor  # teacher outputs (T, B, K)
+    masks: torch.Tensor  # (B, T, k, S, S) bool
+    heads: torch.Tensor  # the k heads used
+    attention: torch.Tensor  # frame 0's [CLS] attention of every head (B, H, h, w)
+
+
 class ClipCollate:
     def __call__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
@@ -97,8 +106,8 @@ class DoRAMethod:
         return ClipCollate()(items)
 
     @torch.no_grad()
-    def masks(self, globals_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher pass over every frame: (teacher logits (T, B, K), pixel masks (B, T, k, S, S), heads)."""
+    def masks(self, globals_: torch.Tensor) -> Discovery:
+        """Teacher pass over every frame: its outputs, the tracked object masks, the attention used."""
         batch, frames = globals_.shape[:2]
         backbone = self.teacher.backbone
         cls, patches, last = backbone.forward_with_attention(globals_.flatten(0, 1))
@@ -113,13 +122,13 @@ class DoRAMethod:
         features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
         prototypes = objects.refine(prototypes, features, self.epsilon, self.iterations)
         masks = objects.binarise(objects.track(prototypes, k))  # (B, T, k, P)
-        return logits, objects.to_pixels(masks, grid, tuple(size)), heads
+        return Discovery(logits, objects.to_pixels(masks, grid, tuple(size)), heads, attn.reshape(batch, -1, *grid))
 
     def loss(self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
              epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         globals_, locals_ = batch
         b, t = globals_.shape[:2]
-        teacher_logits, masks, _ = self.masks(globals_)
+        teacher_logits, masks, _, _ = self.masks(globals_)
         masked = globals_.unsqueeze(2) * masks.unsqueeze(3).to(globals_.dtype)  # (B, T, k, 3, S, S)
         masked = masked.permute(2, 0, 1, 3, 4, 5).flatten(0, 2)  # object-major
         student_masked = student([masked])[0].reshape(self.objects, b, t, -1).transpose(1, 2)

@@ -80,6 +80,7 @@ class RunConfig:
     keep_last: int = 3
     log_every: int = 10
     max_steps: int | None = None  # stop early (smoke runs); schedules keep the full length
+    viz_every: int = 0  # DoRA: write mask pictures to RUN/viz every N steps (0: only at the end)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class TrainConfig:
 # may be resumed with different values of these.
 NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
-                    ("run", "max_steps")}
+                    ("run", "max_steps"), ("run", "viz_every")}
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
