@@ -55,7 +55,7 @@ if name == "dora":
         k = last.k.transpose(1, 2).flatten(2)[None]
         start = time.monotonic()
         for _ in range(steps):
-            protos = objects.discover(last.cls_attn[:1], q[:, 0], torch.arange(3))
+            protos = objects.discover(last.cls_attn[:1, :3], q[:, 0])
             protos = objects.refine(protos, patches[:1], 0.05, 30)
             masks = objects.to_pixels(objects.binarise(objects.track(protos, k)), (14, 14), (224, 224))
         discovery = (time.monotonic() - start) / steps

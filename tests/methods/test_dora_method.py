@@ -12,7 +12,7 @@ from wtpipe.data.loader import ClipDataset
 from wtpipe.methods.dora import DoRAMethod
 from wtpipe.train.config import TrainConfig
 
-from ..train.test_trainer import TINY, assert_bit_identical, final_state, kill_at, run, train_cmd
+from ..train.test_trainer import TINY, assert_bit_identical, ddp_cmd, final_state, kill_at, run, train_cmd
 
 DORA = ["method.name=dora", "data.clip_frames=4", "data.frame_gap=2", "data.local_crops=2", "data.batch_size=2"]
 
@@ -44,6 +44,26 @@ def test_dora_run_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
     kill_at(train_cmd(train_shards, out, *extra), out, 2)
     run(train_cmd(train_shards, out, *extra))
     assert_bit_identical(final_state(ref), final_state(out))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_dora_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
+    extra = [*DORA, "optim.epochs=1"]
+    run(ddp_cmd(train_shards, ref, 29621, *extra))
+    kill_at(ddp_cmd(train_shards, out, 29622, *extra), out, 2)
+    run(ddp_cmd(train_shards, out, 29623, *extra))
+    assert_bit_identical(final_state(ref), final_state(out))
+
+
+def test_clustered_heads_give_masks_too(train_shards):
+    config = load_config(TrainConfig, None, [f"data.shards={train_shards}", *TINY, *DORA,
+                                             "method.head_choice=clustered"])
+    method = DoRAMethod(config)
+    dataset = ClipDataset(ShardIndex.build(train_shards), 4, 2, method.views())
+    globals_, _ = method.collate([dataset[(0, 1)]])
+    found = method.masks(globals_)
+    assert found.masks.shape == (1, 4, 3, 32, 32) and found.heads.numel() == 0
 
 
 def test_training_and_wtpipe_viz_write_mask_pictures(train_shards, tmp_path):

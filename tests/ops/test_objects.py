@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from wtpipe.ops.objects import binarise, discover, refine, to_pixels, track
+from wtpipe.ops.objects import binarise, cluster_heads, discover, refine, to_pixels, track
 
 GRID = (6, 6)
 P, D = 36, 16
@@ -30,7 +30,7 @@ def test_a_planted_object_is_discovered_and_tracked_as_it_moves():
     cls_attn = torch.full((1, 2, P), 0.1)
     cls_attn[0, 0, square(*positions[0])] = 5.0  # head 0 looks at the object in frame 0
     cls_attn[0, 1, ~square(*positions[0])] = 1.0  # head 1 at the background
-    prototypes = discover(cls_attn, keys[:, 0], torch.tensor([0, 1]))
+    prototypes = discover(cls_attn[:, [0, 1]], keys[:, 0])
     masks = binarise(track(prototypes, keys))  # (1, T, 2, P)
     for t, position in enumerate(positions):
         assert iou(masks[0, t, 0], square(*position)) == 1.0
@@ -47,7 +47,7 @@ def test_refinement_separates_heads_that_share_objects():
     for head, mix in enumerate([(0.6, 0.4, 0.0), (0.4, 0.6, 0.0), (0.0, 0.1, 0.9)]):
         for part, weight in zip(parts, mix):
             cls_attn[0, head, part] = weight
-    raw = discover(cls_attn, features, torch.tensor([0, 1, 2]))
+    raw = discover(cls_attn, features)
     refined = refine(raw, features)
 
     def overlap(prototypes):
@@ -63,3 +63,15 @@ def test_masks_upsample_to_pixels():
     masks = square(2, 3)[None]
     pixels = to_pixels(masks, GRID, (96, 96))
     assert pixels.shape == (1, 96, 96) and pixels[0, 32:48, 48:64].all() and pixels.sum() == 32 * 32
+
+
+def test_clustering_all_heads_groups_heads_that_look_at_the_same_object():
+    torch.manual_seed(2)
+    objects = [square(0, 0), square(3, 3), square(0, 4)]
+    cls_attn = torch.full((1, 6, P), 0.01)
+    for head, target in enumerate([0, 0, 1, 1, 2, 2]):  # six heads, two per object
+        cls_attn[0, head, objects[target]] = 1.0 + 0.1 * torch.rand(4)
+    maps = cluster_heads(cls_attn, 3)
+    assert maps.shape == (1, 3, P)
+    hits = [next(j for j in range(3) if objects[j][int(maps[0, i].argmax())]) for i in range(3)]
+    assert sorted(hits) == [0, 1, 2]  # one map per object, none shared, none missed

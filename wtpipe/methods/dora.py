@@ -71,7 +71,7 @@ class DoRALoss(DINOLoss):
 class Discovery(NamedTuple):
     logits: torch.Tensor  # teacher outputs (T, B, K)
     masks: torch.Tensor  # (B, T, k, S, S) bool
-    heads: torch.Tensor  # the k heads used
+    heads: torch.Tensor  # the k heads used (empty when all heads are clustered)
     attention: torch.Tensor  # frame 0's [CLS] attention of every head (B, H, h, w)
 
 
@@ -94,6 +94,7 @@ class DoRAMethod:
         self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
                                   data.global_scale, data.local_scale)
         self.objects = method.num_objects
+        self.head_choice = method.head_choice
         self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
         if self.objects > self.teacher.backbone.num_heads:
             raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
@@ -114,11 +115,16 @@ class DoRAMethod:
         logits = self.teacher.head(cls).reshape(batch, frames, -1).transpose(0, 1)
         size = globals_.shape[-2:]
         grid = (size[0] // backbone.patch_size, size[1] // backbone.patch_size)
-        heads = torch.randperm(backbone.num_heads)[: self.objects]  # as the official code: one draw per batch
+        attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[:, 0]  # frame 0: (B, H, P)
+        if self.head_choice == "random":  # as the official code: one draw per batch
+            heads = torch.randperm(backbone.num_heads)[: self.objects]
+            maps = attn[:, heads.to(attn.device)]
+        else:
+            heads = torch.empty(0, dtype=torch.long)  # every head, grouped: none is singled out
+            maps = objects.cluster_heads(attn, self.objects)
         q = last.q.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)  # (B, T, P, D)
         k = last.k.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)
-        attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[:, 0]  # frame 0: (B, H, P)
-        prototypes = objects.discover(attn, q[:, 0], heads)
+        prototypes = objects.discover(maps, q[:, 0])
         features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
         prototypes = objects.refine(prototypes, features, self.epsilon, self.iterations)
         masks = objects.binarise(objects.track(prototypes, k))  # (B, T, k, P)

@@ -1,6 +1,7 @@
 """DoRA's object discovery and tracking on the teacher's last block (DESIGN.md section 4).
 
-discover: k heads' [CLS] attention on frame 0 weights that frame's patch queries -> k prototypes.
+discover: k attention maps on frame 0 (k chosen heads, or k clusters of all heads) weight that
+          frame's patch queries -> k prototypes.
 refine:   Sinkhorn-Knopp with uniform marginals assigns patches to prototypes, so two heads that
           looked at the same object stop sharing it; refined prototype = plan-weighted mean of
           the L2-normalised patch features.
@@ -21,11 +22,33 @@ from wtpipe.ops.sinkhorn import sinkhorn
 
 
 @torch.no_grad()
-def discover(cls_attn: torch.Tensor, queries: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
-    """Prototypes (B, k, D) from [CLS] attention (B, H, P) of ``heads`` over patch queries (B, P, D)."""
-    weights = cls_attn[:, heads].float()
+def discover(attention: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Prototypes (B, k, D): each of k attention maps (B, k, P) weights the patch queries (B, P, D)."""
+    weights = attention.float()
     weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
     return weights @ queries.float()
+
+
+@torch.no_grad()
+def cluster_heads(cls_attn: torch.Tensor, k: int, iterations: int = 10) -> torch.Tensor:
+    """k attention maps (B, k, P) from all H heads (B, H, P): spherical k-means of the heads' maps
+    (deterministic farthest-point start), each cluster's maps averaged. Uses every head instead of
+    k random ones, so no object a head found is left out by chance."""
+    maps = F.normalize(cls_attn.float(), dim=-1)
+    batch, heads, _ = maps.shape
+    chosen = [torch.zeros(batch, dtype=torch.long, device=maps.device)]
+    for _ in range(1, k):  # farthest point: the head least similar to those already chosen
+        centres = maps[torch.arange(batch)[:, None], torch.stack(chosen, 1)]
+        similarity = (maps @ centres.transpose(1, 2)).max(dim=-1).values
+        chosen.append(similarity.argmin(dim=-1))
+    centres = maps[torch.arange(batch)[:, None], torch.stack(chosen, 1)]
+    for _ in range(iterations):
+        assign = F.one_hot((maps @ centres.transpose(1, 2)).argmax(dim=-1), k).float()  # (B, H, k)
+        counts = assign.sum(dim=1)  # (B, k)
+        updated = F.normalize(assign.transpose(1, 2) @ maps, dim=-1)
+        centres = torch.where(counts[..., None] > 0, updated, centres)
+    assign = F.one_hot((maps @ centres.transpose(1, 2)).argmax(dim=-1), k).float()
+    return (assign.transpose(1, 2) @ cls_attn.float()) / assign.sum(dim=1)[..., None].clamp_min(1)
 
 
 @torch.no_grad()

@@ -66,6 +66,7 @@ class MethodConfig:
     center_momentum: float = 0.9
     # DoRA only
     num_objects: int = 3  # k heads -> k object prototypes
+    head_choice: Literal["random", "clustered"] = "random"  # official: k random heads per batch
     sinkhorn_epsilon: float = 0.05
     sinkhorn_iterations: int = 30
     faithful: bool = False  # reproduce the official code's loss quirks (README)
