@@ -209,3 +209,4 @@ def test_recipes_load():
     assert (dora.method.name, dora.data.clip_frames, dora.data.local_crops, dora.model.out_dim) == ("dora", 8, 6, 65536)
     assert load_config(TrainConfig, os.path.join(root, "dino_vits16_wt.yaml")).method.teacher_temp == 0.07
     assert load_config(TrainConfig, os.path.join(root, "tiny_cpu.yaml")).model.arch == "vit_tiny_patch16_224"
+    assert load_config(TrainConfig, os.path.join(root, "dora_tiny_cpu.yaml")).method.name == "dora"
