@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
 CODE = """
-import json, time, torch
+import json, sys, time, torch
+sys.path.insert(0, {here!r})
+from steps import peak_rss_mb, time_steps
 from wtpipe.config import load_config
 from wtpipe.methods.dino import DINOMethod
 from wtpipe.methods.dora import DoRAMethod
 from wtpipe.ops import objects
-from wtpipe.ops.ema import ema_update
-from wtpipe.ops.grads import clip_per_parameter, decay_groups
 from wtpipe.train.config import TrainConfig
 name, arch, steps = {name!r}, {arch!r}, {steps}
 common = ["model.arch=" + arch, "model.out_dim=65536"]
@@ -36,16 +37,7 @@ else:
     config = load_config(TrainConfig, None, common)
     method = DINOMethod(config)
     batch = [torch.randn(1, 3, 224, 224)] * 2 + [torch.randn(1, 3, 96, 96)] * 8
-optimizer = torch.optim.AdamW(decay_groups(method.student), lr=1e-4)
-times = []
-for _ in range(steps):
-    start = time.monotonic()
-    loss, _ = method.loss(method.student, batch, epoch=1)
-    loss.backward()
-    clip_per_parameter(method.student, 3.0)
-    optimizer.step(); optimizer.zero_grad(set_to_none=True)
-    ema_update(method.teacher, method.student, 0.996)
-    times.append(time.monotonic() - start)
+times = time_steps(method, batch, steps)
 discovery = 0.0
 if name == "dora":
     with torch.no_grad():
@@ -59,13 +51,12 @@ if name == "dora":
             protos = objects.refine(protos, patches[:1], 0.05, 30)
             masks = objects.to_pixels(objects.binarise(objects.track(protos, k)), (14, 14), (224, 224))
         discovery = (time.monotonic() - start) / steps
-hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
-print(json.dumps([min(times), discovery, int(hwm) / 1024]))
+print(json.dumps([min(times), discovery, peak_rss_mb()]))
 """
 
 
 def measure(name: str, arch: str, steps: int) -> list[float]:
-    code = CODE.format(name=name, arch=arch, steps=steps)
+    code = CODE.format(name=name, arch=arch, steps=steps, here=os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -60,34 +60,25 @@ def loader_rate(dataset: ClipDataset, collate) -> float:
 
 
 STEP_CODE = """
-import json, time, torch
+import json, sys, torch
+sys.path.insert(0, {here!r})
+from steps import peak_rss_mb, time_steps
 from wtpipe.config import load_config
 from wtpipe.methods.dino import DINOMethod
-from wtpipe.ops.ema import ema_update
-from wtpipe.ops.grads import clip_per_parameter, decay_groups
 from wtpipe.train.config import TrainConfig
 config = load_config(TrainConfig, {config!r}, {overrides!r})
 method = DINOMethod(config)
-optimizer = torch.optim.AdamW(decay_groups(method.student), lr=1e-4)
 d = config.data
 batch = [torch.randn(d.batch_size, 3, d.global_size, d.global_size) for _ in range(2)]
 batch += [torch.randn(d.batch_size, 3, d.local_size, d.local_size) for _ in range(d.local_crops)]
-times = []
-for i in range({steps}):
-    start = time.monotonic()
-    loss, _ = method.loss(method.student, batch, epoch=1)
-    loss.backward()
-    clip_per_parameter(method.student, 3.0)
-    optimizer.step(); optimizer.zero_grad(set_to_none=True)
-    ema_update(method.teacher, method.student, 0.996)
-    times.append(time.monotonic() - start)
-hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
-print(json.dumps([min(times[1:]), int(hwm) / 1024]))
+times = time_steps(method, batch, {steps})
+print(json.dumps([min(times[1:]), peak_rss_mb()]))
 """
 
 
 def step_time(config: str, overrides: list[str], steps: int) -> tuple[float, float]:
-    code = STEP_CODE.format(config=config, overrides=overrides, steps=steps)
+    code = STEP_CODE.format(config=config, overrides=overrides, steps=steps,
+                            here=os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return tuple(json.loads(result.stdout.strip().splitlines()[-1]))
 
