@@ -34,6 +34,9 @@ class Method(Protocol):
     def to(self, device: torch.device) -> None:
         """Move the teacher and any loss state to ``device`` (the student is placed by Accelerate)."""
 
+    def write_pictures(self, dataset: Any, directory: str, step: int) -> list[str]:
+        """Write PNGs a person would look at (DoRA: object masks); return their paths."""
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Loss state to checkpoint (e.g. the DINO centre)."""
 

@@ -118,6 +118,9 @@ class DINOMethod:
         self.teacher.to(device)
         self.criterion.to(device)
 
+    def write_pictures(self, dataset: object, directory: str, step: int) -> list[str]:
+        return []  # DINO has nothing to show beyond the loss curve
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"center": self.criterion.center.clone()}
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wtpipe.data.loader import stack_shared
+from wtpipe.data.loader import ClipDataset, stack_shared
 from wtpipe.data.transforms import ClipViews, MultiCropSpec
 from wtpipe.methods.base import register
 from wtpipe.methods.dino import DINOLoss, DINOMethod
@@ -75,11 +75,6 @@ class Discovery(NamedTuple):
     attention: torch.Tensor  # frame 0's [CLS] attention of every head (B, H, h, w)
 
 
-class ClipCollate:
-    def __call__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
-
-
 @register("dora")
 class DoRAMethod:
     """DoRA: discover objects on frame 0, track them through the clip, distil masked views."""
@@ -104,7 +99,12 @@ class DoRAMethod:
         return ClipViews(self.spec)
 
     def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return ClipCollate()(items)
+        return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
+
+    def write_pictures(self, dataset: ClipDataset, directory: str, step: int) -> list[str]:
+        from wtpipe.eval.dora_masks import write_mask_pngs
+
+        return write_mask_pngs(self, dataset, directory, clips=2, prefix=f"step{step:08d}")
 
     @torch.no_grad()
     def masks(self, globals_: torch.Tensor) -> Discovery:

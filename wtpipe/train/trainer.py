@@ -23,7 +23,6 @@ import wtpipe.methods.dora  # noqa: F401
 from wtpipe.config import to_dict, to_yaml
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, make_loader
-from wtpipe.eval.dora_masks import write_mask_pngs
 from wtpipe.methods.base import METHODS
 from wtpipe.ops.ema import ema_update
 from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_grads
@@ -194,10 +193,8 @@ class Trainer:
                     logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
                                       "wd": wd, "momentum": momentum, "clips_per_s": rate})
             stopped = stop.agreed(acc.device)
-            if acc.is_main_process and hasattr(self.method, "masks") and (
-                    (cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
-                write_mask_pngs(self.method, dataset, os.path.join(self.out, "viz"), clips=2,
-                                prefix=f"step{step:08d}")
+            if acc.is_main_process and ((cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
+                self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
             if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
                 self._save(step)
                 if logs is not None:
