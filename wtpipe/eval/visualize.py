@@ -3,7 +3,7 @@ attention on frame 0, so a person can tell whether discovery and tracking work."
 
 from __future__ import annotations
 
-import os
+import io
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from wtpipe.data.transforms import MEAN, STD
+from wtpipe.shards.tarwriter import write_bytes_atomic
 
 COLOURS = np.array([[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
                     [70, 240, 240], [240, 50, 230], [210, 245, 60]], dtype=np.float32)
@@ -73,7 +74,7 @@ def mask_sheet(views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor
 
 
 def save_png(image: Image.Image, path: str) -> str:
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    image.save(tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
     return path

@@ -23,10 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wtpipe.data.loader import ClipDataset, stack_shared
-from wtpipe.data.transforms import ClipViews, MultiCropSpec
+from wtpipe.data.transforms import ClipViews
 from wtpipe.methods.base import register
 from wtpipe.methods.dino import DINOLoss, DINOMethod
-from wtpipe.models.vit import ViTBackbone
 from wtpipe.ops import objects
 from wtpipe.train.config import TrainConfig
 
@@ -76,18 +75,19 @@ class Discovery(NamedTuple):
 
 
 @register("dora")
-class DoRAMethod:
-    """DoRA: discover objects on frame 0, track them through the clip, distil masked views."""
+class DoRAMethod(DINOMethod):
+    """DoRA: discover objects on frame 0, track them through the clip, distil masked views.
+
+    The networks, device placement, export and checkpointed state are DINO's; the views, the
+    teacher's object masks and the loss are DoRA's.
+    """
 
     def __init__(self, config: TrainConfig) -> None:
-        model, method, data = config.model, config.method, config.data
-        dino = DINOMethod(config)  # the same student/teacher networks as DINO
-        self.student, self.teacher = dino.student, dino.teacher
+        super().__init__(config)
+        model, method = config.model, config.method
         self.criterion = DoRALoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
                                   method.warmup_teacher_temp_epochs, method.student_temp,
                                   method.center_momentum, faithful=method.faithful)
-        self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
-                                  data.global_scale, data.local_scale)
         self.objects = method.num_objects
         self.head_choice = method.head_choice
         self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
@@ -142,16 +142,3 @@ class DoRAMethod:
         student_local = student([locals_.flatten(0, 2)])[0].reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
         loss = self.criterion(student_masked, student_local, teacher_logits, epoch)
         return loss, {"mask_fraction": masks.float().mean().item()}
-
-    def to(self, device: torch.device) -> None:
-        self.teacher.to(device)
-        self.criterion.to(device)
-
-    def teacher_backbone(self) -> ViTBackbone:
-        return self.teacher.backbone
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"center": self.criterion.center.clone()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.criterion.center.copy_(state["center"])

@@ -8,7 +8,7 @@ import os
 from PIL import Image, ImageDraw
 
 from wtpipe.shards.read import iter_samples, load_manifest
-from wtpipe.shards.tarwriter import TMP_MARK
+from wtpipe.shards.tarwriter import write_bytes_atomic
 
 TILE_WIDTH = 240
 
@@ -45,8 +45,5 @@ def contact_sheet(directory: str, out_png: str, tiles: int = 24, columns: int = 
         draw.text((x + 2, y + height + 2), f"{video} @ {t:.1f}s", fill="black")
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
-    tmp = f"{out_png}{TMP_MARK}{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, out_png)
+    write_bytes_atomic(out_png, buffer.getvalue())
     return len(picked)

@@ -36,6 +36,17 @@ class Sample:
         return [np.asarray(Image.open(io.BytesIO(self.members[n])).convert("RGB")) for n in names]
 
 
+def read_span(path: str, span: tuple[int, int]) -> bytes:
+    """``size`` bytes at ``offset`` of a tar: one member's data, read without parsing the tar."""
+    offset, size = span
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        raise OSError(f"{path}: member at {offset} is cut short")
+    return data
+
+
 def load_manifest(directory: str) -> dict[str, Any]:
     path = os.path.join(directory, "manifest.json")
     try:

@@ -104,12 +104,16 @@ class AtomicTarWriter:
             self.discard()
 
 
-def write_json_atomic(path: str, text: str) -> None:
-    """Write a small text file so that readers see the old or the new version, never a mix."""
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write a small file so that readers see the old or the new version, never a mix."""
     tmp = f"{path}{TMP_MARK}{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def write_json_atomic(path: str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))

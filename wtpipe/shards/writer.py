@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from wtpipe import __version__
-from wtpipe.shards.layout import FrameRef, Segment
+from wtpipe.shards.layout import Segment
+from wtpipe.shards.read import read_span
 from wtpipe.shards.tarwriter import AtomicTarWriter
 from wtpipe.video.clipcodec import encode_h264
 
@@ -26,21 +27,12 @@ Member = tuple[str, bytes]
 FRAME_FORMATS = ("jpg", "mp4")
 
 
-def read_frame(ref: FrameRef) -> bytes:
-    with open(ref.staged, "rb") as handle:
-        handle.seek(ref.offset)
-        data = handle.read(ref.size)
-    if len(data) != ref.size:
-        raise OSError(f"{ref.staged}: staged frame at {ref.offset} is cut short")
-    return data
-
-
 def sample_members(segment: Segment, header: dict[str, Any], frame_format: str) -> list[Member]:
     """The tar members of one sample. ``header`` holds what every sample of the video shares."""
     meta = {"key": segment.key, "video_id": segment.video_id, **header,
             "frames": len(segment.frames), "pts": [f.t for f in segment.frames],
             "pts_ticks": [f.pts for f in segment.frames], "wtpipe": __version__}
-    jpegs = [read_frame(ref) for ref in segment.frames]
+    jpegs = [read_span(ref.staged, (ref.offset, ref.size)) for ref in segment.frames]
     if frame_format == "jpg":
         members = [(f"{segment.key}.{i:06d}.jpg", data) for i, data in enumerate(jpegs)]
     elif frame_format == "mp4":

@@ -34,6 +34,12 @@ class DecodeStats:
     first_error: str = ""
     last_pts: int | None = None
 
+    def saw(self, pts: int, unit: Unit) -> None:
+        """Count a decoded frame the unit owns (frames read past its end serve only its grid)."""
+        if unit.end is None or pts < unit.end:
+            self.source_frames += 1
+        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
+
 
 def stored_size(info: VideoInfo, short_side: int) -> tuple[int, int]:
     """Coded-orientation (width, height) whose upright short side is ``short_side`` (even, no upscaling)."""
@@ -92,9 +98,7 @@ def _decode_pyav(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction
         frames = _FrameStream(container, stream, info, stats)
         for pts, keep in grid.select(frames, unit.start, unit.end):
             frame = frames.current
-            if unit.end is None or pts < unit.end:
-                stats.source_frames += 1
-            stats.last_pts = pts if stats.last_pts is None else max(stats.last_pts, pts)
+            stats.saw(pts, unit)
             if keep:
                 yield pts, upright(convert(frame), info.rotation)
 
@@ -141,9 +145,7 @@ def _decode_decord(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fracti
     index_of = {p: i for i, p in enumerate(pts_of)}
     keep: list[tuple[int, int]] = []
     for pts, kept in grid.select(pts_of, unit.start, unit.end):
-        if unit.end is None or pts < unit.end:
-            stats.source_frames += 1
-        stats.last_pts = pts if stats.last_pts is None else max(stats.last_pts, pts)
+        stats.saw(pts, unit)
         if kept:
             keep.append((index_of[pts], pts))
     for chunk in range(0, len(keep), 16):
