@@ -24,10 +24,11 @@ def test_clip_views_masks_and_loss(train_shards):
     batch = method.collate([dataset[(0, 1)], dataset[(3, 2)]])
     globals_, locals_ = batch
     assert globals_.shape == (2, 4, 3, 32, 32) and locals_.shape == (2, 4, 2, 3, 16, 16)
-    logits, masks, heads, attention = method.masks(globals_)
+    logits, masks, heads, attention, tracks = method.masks(globals_)
     assert attention.shape == (2, 3, 2, 2)  # vit_tiny: 3 heads; 32 px = 2 x 2 patches
     assert logits.shape == (4, 2, 64) and masks.shape == (2, 4, 3, 32, 32) and masks.dtype == torch.bool
     assert len(set(heads.tolist())) == 3
+    assert tracks.refined.shape == (2, 3, 192) and tracks.maps.shape == (2, 4, 3, 4)
     assert 0.05 < masks.float().mean() < 0.95  # each mask keeps part of the frame
     loss, logs = method.loss(method.student, batch, epoch=0)
     loss.backward()

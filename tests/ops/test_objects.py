@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from wtpipe.ops.objects import binarise, cluster_heads, discover, refine, to_pixels, track
+from wtpipe.ops.objects import binarise, cluster_heads, discover, refine, to_pixels, track, track_objects
 
 GRID = (6, 6)
 P, D = 36, 16
@@ -20,21 +20,34 @@ def iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a & b).sum().item() / max(1, (a | b).sum().item())
 
 
+def softmax_like(weights: torch.Tensor) -> torch.Tensor:
+    """Scale attention rows to what a softmax over [CLS] + patches leaves the patches (0.9 here)."""
+    return 0.9 * weights / weights.sum(-1, keepdim=True)
+
+
 def test_a_planted_object_is_discovered_and_tracked_as_it_moves():
+    """Sinkhorn's uniform marginals give each of k prototypes 1/k of the patches: with k = 2, an
+    object covering half the frame (a 4 x 8 band of an 8 x 8 grid) walks down it."""
     torch.manual_seed(0)
-    obj, background = torch.zeros(D), torch.zeros(D)
+    grid, dim = (8, 8), 16
+    obj, background = torch.zeros(dim), torch.zeros(dim)
     obj[0], background[1] = 4.0, 4.0
-    positions = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]  # the object walks across the frame
-    keys = torch.stack([torch.where(square(*p)[:, None], obj, background) for p in positions])
-    keys = (keys + 0.1 * torch.randn_like(keys))[None]  # (1, T, P, D)
-    cls_attn = torch.full((1, 2, P), 0.1)
-    cls_attn[0, 0, square(*positions[0])] = 5.0  # head 0 looks at the object in frame 0
-    cls_attn[0, 1, ~square(*positions[0])] = 1.0  # head 1 at the background
-    prototypes = discover(cls_attn[:, [0, 1]], keys[:, 0])
-    masks = binarise(track(prototypes, keys))  # (1, T, 2, P)
-    for t, position in enumerate(positions):
-        assert iou(masks[0, t, 0], square(*position)) == 1.0
-        assert not (masks[0, t, 0] & masks[0, t, 1]).any()
+
+    def band(top: int) -> torch.Tensor:
+        mask = torch.zeros(grid, dtype=torch.bool)
+        mask[top:top + 4] = True
+        return mask.flatten()
+
+    tops = [0, 1, 2, 3, 4]
+    keys = torch.stack([torch.where(band(top)[:, None], obj, background) for top in tops])
+    keys = (keys + 0.02 * torch.randn_like(keys))[None]  # (1, T, P, D)
+    cls_attn = torch.full((1, 2, 64), 0.1)
+    cls_attn[0, 0, band(0)] = 5.0  # head 0 looks at the object in frame 0
+    cls_attn[0, 1, ~band(0)] = 1.0  # head 1 at the background
+    tracks = track_objects(softmax_like(cls_attn), keys[:, 0], keys[:, 0], keys)
+    for t, top in enumerate(tops):
+        assert iou(tracks.masks[0, t, 0], band(top)) == 1.0
+        assert iou(tracks.masks[0, t, 1], ~band(top)) == 1.0
 
 
 def test_refinement_separates_heads_that_share_objects():
@@ -47,7 +60,7 @@ def test_refinement_separates_heads_that_share_objects():
     for head, mix in enumerate([(0.6, 0.4, 0.0), (0.4, 0.6, 0.0), (0.0, 0.1, 0.9)]):
         for part, weight in zip(parts, mix):
             cls_attn[0, head, part] = weight
-    raw = discover(cls_attn, features)
+    raw = discover(softmax_like(cls_attn), features)
     refined = refine(raw, features)
 
     def overlap(prototypes):

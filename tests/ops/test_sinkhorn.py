@@ -1,22 +1,32 @@
-"""Sinkhorn in log space: exact marginals, finite for extreme logits, equal to the textbook
-probability-domain iteration wherever that one is still finite."""
+"""Sinkhorn in log space: the SwAV/DoRA convention (prototype totals first, each sample's row
+last and summing to 1), finite for extreme logits, equal to the probability-domain iteration of
+the official code wherever that one is still finite."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from wtpipe.ops.sinkhorn import sinkhorn
 
 
-def probability_domain(logits: torch.Tensor, epsilon: float, iterations: int) -> torch.Tensor:
-    """The textbook iteration, in float64 (finite only for bounded logits)."""
-    q = torch.exp(logits.double() / epsilon)
-    n, k = q.shape[-2:]
+def probability_domain(logits: np.ndarray, epsilon: float, iterations: int,
+                       samples_first: bool = False) -> np.ndarray:
+    """The official iteration, re-derived in float64 numpy on (k, n) = prototypes x samples:
+    exp of the max-shifted scores, total mass 1, then per iteration every prototype's row to 1/k
+    and every sample's column to 1/n; finally columns scaled to sum to 1."""
+    scores = logits.astype(np.float64) / epsilon
+    q = np.exp(scores - scores.max(axis=(-2, -1), keepdims=True)).swapaxes(-2, -1)  # (..., k, n)
+    q = q / q.sum(axis=(-2, -1), keepdims=True)
+    k, n = q.shape[-2:]
     for _ in range(iterations):
-        q = q / q.sum(dim=-1, keepdim=True) / n
-        q = q / q.sum(dim=-2, keepdim=True) / k
-    return q
+        if samples_first:  # the other order, to show that the test can tell them apart
+            q = q / q.sum(axis=-2, keepdims=True) / n
+        q = q / q.sum(axis=-1, keepdims=True) / k
+        if not samples_first:
+            q = q / q.sum(axis=-2, keepdims=True) / n
+    return (q * n).swapaxes(-2, -1)
 
 
 def marginals(plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,8 +40,8 @@ def test_marginals_hold_and_nothing_overflows(scale):
     plan = sinkhorn(logits, epsilon=0.05, iterations=3000)  # near-hard assignments converge slowly
     rows, cols = marginals(plan)
     assert torch.isfinite(plan).all()
-    assert torch.allclose(cols, torch.full_like(cols, 1 / 3), atol=1e-4)
-    assert torch.allclose(rows, torch.full_like(rows, 1 / 196), atol=1e-4)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-4)
+    assert torch.allclose(cols, torch.full_like(cols, 196 / 3), rtol=1e-4)
 
 
 @pytest.mark.parametrize("scale", [12.0, 50.0])
@@ -40,8 +50,8 @@ def test_official_settings_stay_finite_where_the_probability_domain_breaks(scale
     logits = (torch.rand(2, 196, 3) * 2 - 1) * scale
     plan = sinkhorn(logits)  # 30 iterations, eps 0.05
     assert torch.isfinite(plan).all()
-    cols = plan.sum(dim=-2)
-    assert torch.allclose(cols, torch.full_like(cols, 1 / 3), atol=1e-4)
+    rows = plan.sum(dim=-1)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5)  # the last update is over samples: exact
     naive = torch.exp(logits.float() / 0.05)
     assert not torch.isfinite(naive / naive.sum(dim=-1, keepdim=True)).all()
 
@@ -52,18 +62,27 @@ def test_under_bf16_autocast_the_plan_is_fp32_and_finite():
         plan = sinkhorn(logits.bfloat16(), iterations=3000)
     assert plan.dtype == torch.float32 and torch.isfinite(plan).all()
     rows, cols = marginals(plan)
-    assert torch.allclose(cols, torch.full_like(cols, 1 / 3), atol=1e-4)
-    assert torch.allclose(rows, torch.full_like(rows, 1 / 64), atol=1e-4)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-4)
+    assert torch.allclose(cols, torch.full_like(cols, 64 / 3), rtol=1e-4)
 
 
-def test_matches_the_probability_domain_on_bounded_inputs():
+@pytest.mark.parametrize("prototype_norm", [1.0, 4.0])
+def test_matches_the_official_iteration(prototype_norm):
+    """Cosine logits as refinement with unit prototypes, and DoRA's raw prototypes (norm ~4 on real
+    frames): 30 iterations do not converge, so the order of the updates matters, and it matches."""
     torch.manual_seed(2)
-    cosine = torch.nn.functional.normalize(torch.randn(3, 49, 8), dim=-1)
-    prototypes = torch.nn.functional.normalize(torch.randn(3, 4, 8), dim=-1)
-    logits = cosine @ prototypes.transpose(-1, -2)  # in [-1, 1], as in DoRA
-    assert torch.allclose(sinkhorn(logits, 0.05, 30).double(), probability_domain(logits, 0.05, 30), atol=1e-6)
+    features = torch.nn.functional.normalize(torch.randn(3, 49, 8), dim=-1)
+    prototypes = prototype_norm * torch.nn.functional.normalize(torch.randn(3, 4, 8), dim=-1)
+    logits = features @ prototypes.transpose(-1, -2)
+    expected = probability_domain(logits.numpy(), 0.05, 30)
+    np.testing.assert_allclose(sinkhorn(logits, 0.05, 30).numpy(), expected, atol=1e-6)
+    if prototype_norm > 1:
+        other_order = probability_domain(logits.numpy(), 0.05, 30, samples_first=True)
+        assert np.abs(other_order - expected).max() > 1e-3
 
 
-def test_no_gradient_flows():
+def test_no_gradient_flows_and_zero_iterations_are_refused():
     logits = torch.randn(10, 3, requires_grad=True)
     assert not sinkhorn(logits).requires_grad
+    with pytest.raises(ValueError, match="at least one iteration"):
+        sinkhorn(logits, iterations=0)

@@ -47,7 +47,8 @@ class BackboneWithHead(nn.Module):
     """Backbone + projection head over multi-crop views of different sizes.
 
     Views of the same resolution go through the backbone together (as DINO's MultiCropWrapper);
-    the head sees all of them at once; the output is split back per view.
+    the head sees all of them at once; the output is split back per view (views may differ in
+    batch size: DoRA passes all masked views as one and all local crops as another).
     """
 
     def __init__(self, backbone: ViTBackbone, head: nn.Module) -> None:
@@ -64,7 +65,7 @@ class BackboneWithHead(nn.Module):
             features.append(self.backbone(torch.cat(views[start:end])))
             start = end
         outputs = self.head(torch.cat(features))
-        return list(outputs.chunk(len(views)))
+        return list(outputs.split([len(view) for view in views]))
 
 
 METHODS: dict[str, Callable[..., Method]] = {}

@@ -10,7 +10,8 @@ centred, sharpened output on the full frame:
 (1) its per-frame accumulator is not reset between objects, so object i also carries the
 earlier objects' terms divided by T again (weights 0.380 / 0.375 / 0.333 for k=3, T=8 instead of
 1/3 each); (2) its local term skips the first local crop (an index test meant for same-view
-pairs). Both modes take the centre over the teacher outputs of all frames, as the official code
+pairs); (3) each object mask is thresholded at the mean over the whole batch of that frame's
+normalised maps, not at the sample's own mean (``wtpipe.ops.objects.binarise``). Both modes take the centre over the teacher outputs of all frames, as the official code
 does: every frame's teacher output is a target, so all of them belong in its mean.
 """
 
@@ -72,6 +73,7 @@ class Discovery(NamedTuple):
     masks: torch.Tensor  # (B, T, k, S, S) bool
     heads: torch.Tensor  # the k heads used (empty when all heads are clustered)
     attention: torch.Tensor  # frame 0's [CLS] attention of every head (B, H, h, w)
+    tracks: objects.Tracks  # prototypes, refined prototypes, tracked maps, patch masks
 
 
 @register("dora")
@@ -91,6 +93,7 @@ class DoRAMethod(DINOMethod):
         self.objects = method.num_objects
         self.head_choice = method.head_choice
         self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
+        self.faithful = method.faithful  # also: each mask thresholded at the batch-wide mean
         if self.objects > self.teacher.backbone.num_heads:
             raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
                              f"heads of {model.arch}")
@@ -107,8 +110,11 @@ class DoRAMethod(DINOMethod):
         return write_mask_pngs(self, dataset, directory, clips=2, prefix=f"step{step:08d}")
 
     @torch.no_grad()
-    def masks(self, globals_: torch.Tensor) -> Discovery:
-        """Teacher pass over every frame: its outputs, the tracked object masks, the attention used."""
+    def masks(self, globals_: torch.Tensor, heads: torch.Tensor | None = None) -> Discovery:
+        """Teacher pass over every frame: its outputs, the tracked object masks, the attention used.
+
+        ``heads`` forces the heads (parity tests); by default they are drawn as ``head_choice`` says.
+        """
         batch, frames = globals_.shape[:2]
         backbone = self.teacher.backbone
         cls, patches, last = backbone.forward_with_attention(globals_.flatten(0, 1))
@@ -116,29 +122,32 @@ class DoRAMethod(DINOMethod):
         size = globals_.shape[-2:]
         grid = (size[0] // backbone.patch_size, size[1] // backbone.patch_size)
         attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[:, 0]  # frame 0: (B, H, P)
-        if self.head_choice == "random":  # as the official code: one draw per batch
+        if heads is None and self.head_choice == "random":  # as the official code: one draw per batch
             heads = torch.randperm(backbone.num_heads)[: self.objects]
+        if heads is not None:
             maps = attn[:, heads.to(attn.device)]
         else:
             heads = torch.empty(0, dtype=torch.long)  # every head, grouped: none is singled out
             maps = objects.cluster_heads(attn, self.objects)
-        q = last.q.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)  # (B, T, P, D)
-        k = last.k.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)
-        prototypes = objects.discover(maps, q[:, 0])
+
+        def per_frame(x: torch.Tensor) -> torch.Tensor:  # (B*T, H, P, d) -> (B, T, P, H*d): heads concatenated
+            return x.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)
+
         features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
-        prototypes = objects.refine(prototypes, features, self.epsilon, self.iterations)
-        masks = objects.binarise(objects.track(prototypes, k))  # (B, T, k, P)
-        return Discovery(logits, objects.to_pixels(masks, grid, tuple(size)), heads, attn.reshape(batch, -1, *grid))
+        tracks = objects.track_objects(maps, per_frame(last.q)[:, 0], features, per_frame(last.k), self.epsilon,
+                                       self.iterations, batch_wide=self.faithful)
+        pixels = objects.to_pixels(tracks.masks, grid, tuple(size))
+        return Discovery(logits, pixels, heads, attn.reshape(batch, -1, *grid), tracks)
 
     def loss(self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
              epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         globals_, locals_ = batch
-        b, t = globals_.shape[:2]
-        teacher_logits, masks, _, _ = self.masks(globals_)
-        masked = globals_.unsqueeze(2) * masks.unsqueeze(3).to(globals_.dtype)  # (B, T, k, 3, S, S)
-        masked = masked.permute(2, 0, 1, 3, 4, 5).flatten(0, 2)  # object-major
-        student_masked = student([masked])[0].reshape(self.objects, b, t, -1).transpose(1, 2)
-        n_local = locals_.shape[2]
-        student_local = student([locals_.flatten(0, 2)])[0].reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
-        loss = self.criterion(student_masked, student_local, teacher_logits, epoch)
-        return loss, {"mask_fraction": masks.float().mean().item()}
+        b, t, n_local = locals_.shape[:3]
+        found = self.masks(globals_)
+        # The object-major masked views in one multiplication: (k, B, T, 3, S, S), no float mask copy.
+        masked = globals_.unsqueeze(0) * found.masks.permute(2, 0, 1, 3, 4).unsqueeze(3)
+        out_masked, out_local = student([masked.flatten(0, 2), locals_.flatten(0, 2)])  # one head pass
+        student_masked = out_masked.reshape(self.objects, b, t, -1).transpose(1, 2)
+        student_local = out_local.reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
+        loss = self.criterion(student_masked, student_local, found.logits, epoch)
+        return loss, {"mask_fraction": found.masks.float().mean().item()}

@@ -1,19 +1,27 @@
 """DoRA's object discovery and tracking on the teacher's last block (DESIGN.md section 4).
 
-discover: k attention maps on frame 0 (k chosen heads, or k clusters of all heads) weight that
-          frame's patch queries -> k prototypes.
-refine:   Sinkhorn-Knopp with uniform marginals assigns patches to prototypes, so two heads that
-          looked at the same object stop sharing it; refined prototype = plan-weighted mean of
-          the L2-normalised patch features.
-track:    cross-attention of the prototypes with every frame's patch keys (1/sqrt(d), softmax
-          over patches) -> k maps per frame.
-binarise: each map, L2-normalised, thresholded at its own mean -> k masks per frame.
+The conventions are the official DoRA_ICLR24 code's (its ``utils.MOT``), in both modes:
+
+discover: k attention maps on frame 0 (k chosen heads, or k clusters of all heads), as the
+          softmax left them (not renormalised), weight that frame's patch queries (all heads
+          concatenated) into k prototypes: a plain sum over patches.
+refine:   Sinkhorn-Knopp between the L2-normalised teacher patch outputs and the *raw*
+          prototypes (their norms set how sharp the assignment is) gives each patch an
+          assignment over the k objects that sums to 1; refined prototype = the assignment-
+          weighted *sum* of the normalised patch features (norm about P / k). Heads that looked
+          at the same object stop sharing it.
+track:    cross-attention of the refined prototypes with every frame's patch keys (1/sqrt(D),
+          softmax over patches) -> k maps per frame; the prototypes' scale is what makes these
+          maps peaked (normalised or mean-scaled prototypes give nearly uniform maps).
+binarise: each map, L2-normalised, thresholded at its mean: the sample's own mean by default,
+          the mean over the whole batch when ``batch_wide`` (the official code).
 All of it runs without gradients: masks select what the student sees, they are not learned.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +31,10 @@ from wtpipe.ops.sinkhorn import sinkhorn
 
 @torch.no_grad()
 def discover(attention: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    """Prototypes (B, k, D): each of k attention maps (B, k, P) weights the patch queries (B, P, D)."""
-    weights = attention.float()
-    weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    return weights @ queries.float()
+    """Prototypes (B, k, D): each of k attention maps (B, k, P), as they are, weights the patch
+    queries (B, P, D) in a plain sum (the maps' total mass, below 1 because [CLS] also attends to
+    itself, is part of the official prototypes' scale)."""
+    return attention.float() @ queries.float()
 
 
 @torch.no_grad()
@@ -54,12 +62,11 @@ def cluster_heads(cls_attn: torch.Tensor, k: int, iterations: int = 10) -> torch
 @torch.no_grad()
 def refine(prototypes: torch.Tensor, features: torch.Tensor, epsilon: float = 0.05,
            iterations: int = 30) -> torch.Tensor:
-    """Sinkhorn-refined prototypes (B, k, D) from prototypes (B, k, D) and patch features (B, P, D)."""
+    """Sinkhorn-refined prototypes (B, k, D) from raw prototypes (B, k, D) and patch features (B, P, D)."""
     feats = F.normalize(features.float(), dim=-1)
-    logits = feats @ F.normalize(prototypes.float(), dim=-1).transpose(-1, -2)  # (B, P, k) cosines
-    plan = sinkhorn(logits, epsilon, iterations)
-    k = prototypes.shape[-2]
-    return (plan.transpose(-1, -2) * k) @ feats  # each plan column sums to 1/k: a weighted mean
+    logits = feats @ prototypes.float().transpose(-1, -2)  # (B, P, k): raw prototypes, as the official code
+    assignment = sinkhorn(logits, epsilon, iterations)  # each patch's row sums to 1
+    return assignment.transpose(-1, -2) @ feats  # a sum over patches, not a mean
 
 
 @torch.no_grad()
@@ -71,10 +78,12 @@ def track(prototypes: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def binarise(maps: torch.Tensor) -> torch.Tensor:
-    """Masks (same shape, bool): each map, L2-normalised, above its own mean (per sample, per object)."""
+def binarise(maps: torch.Tensor, batch_wide: bool = False) -> torch.Tensor:
+    """Masks (same shape, bool) of maps (B, ..., P): each map, L2-normalised, above its own mean, or
+    above the mean of that frame and object's maps over the whole batch when ``batch_wide``."""
     normed = F.normalize(maps, dim=-1)
-    return normed > normed.mean(dim=-1, keepdim=True)
+    dims = (0, -1) if batch_wide else (-1,)
+    return normed > normed.mean(dim=dims, keepdim=True)
 
 
 def to_pixels(masks: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
@@ -83,3 +92,23 @@ def to_pixels(masks: torch.Tensor, grid: tuple[int, int], size: tuple[int, int])
     patches = masks.reshape(-1, 1, *grid).float()
     pixels = F.interpolate(patches, size=size, mode="nearest")
     return pixels.reshape(*lead, *size).bool()
+
+
+class Tracks(NamedTuple):
+    """Every intermediate of one discovery-and-tracking pass (for parity tests and pictures)."""
+
+    prototypes: torch.Tensor  # (B, k, D) from the chosen attention maps
+    refined: torch.Tensor  # (B, k, D) after Sinkhorn
+    maps: torch.Tensor  # (B, T, k, P) tracked attention
+    masks: torch.Tensor  # (B, T, k, P) bool
+
+
+@torch.no_grad()
+def track_objects(attention: torch.Tensor, queries: torch.Tensor, features: torch.Tensor, keys: torch.Tensor,
+                  epsilon: float = 0.05, iterations: int = 30, batch_wide: bool = False) -> Tracks:
+    """Discover on frame 0 and track through the clip: k attention maps (B, k, P) and frame 0's patch
+    queries (B, P, D) and teacher outputs (B, P, D'), every frame's patch keys (B, T, P, D)."""
+    prototypes = discover(attention, queries)
+    refined = refine(prototypes, features, epsilon, iterations)
+    maps = track(refined, keys)
+    return Tracks(prototypes, refined, maps, binarise(maps, batch_wide))
