@@ -88,3 +88,23 @@ def test_training_and_wtpipe_viz_write_mask_pictures(train_shards, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "wtpipe.cli.viz", "masks", dino, train_shards, "--out",
                               str(tmp_path / "x")], capture_output=True, text=True)
     assert refused.returncode == 2 and "need a DoRA run" in refused.stderr
+
+
+def test_gradient_checkpointing_gives_bit_identical_loss_and_gradients(train_shards):
+    """Recomputing the student's blocks in backward (drop-path included) changes memory, not numbers."""
+    results = []
+    for flag in (False, True):
+        config = load_config(TrainConfig, None, [f"data.shards={train_shards}", *TINY, *DORA,
+                                                 f"model.grad_checkpointing={str(flag).lower()}"])
+        torch.manual_seed(0)
+        method = DoRAMethod(config)
+        assert method.student.backbone.vit.grad_checkpointing is flag and config.model.drop_path_rate > 0
+        dataset = ClipDataset(ShardIndex.build(train_shards), 4, 2, method.views())
+        batch = method.collate([dataset[(0, 1)], dataset[(3, 2)]])
+        torch.manual_seed(1)
+        loss, _ = method.loss(method.student, batch, epoch=0)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in method.student.parameters() if p.grad is not None]))
+    (plain_loss, plain), (ckpt_loss, ckpt) = results
+    assert torch.equal(plain_loss, ckpt_loss) and len(plain) == len(ckpt) > 100
+    assert all(torch.equal(a, b) for a, b in zip(plain, ckpt))

@@ -24,6 +24,16 @@ def test_cosine_equals_the_dino_array(base, final, warmup):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("warmup_epochs, per_epoch", [(1, 1), (1, 2), (2, 1)])
+def test_short_warmups_equal_the_dino_array(warmup_epochs, per_epoch):
+    """A warm-up of one step is np.linspace(0, base, 1) = [0]: the first step trains at lr 0."""
+    epochs = 5
+    expected = dino_cosine_array(5e-4, 1e-6, epochs, per_epoch, warmup_epochs)
+    got = [cosine(s, epochs * per_epoch, 5e-4, 1e-6, warmup_epochs * per_epoch) for s in range(epochs * per_epoch)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert got[0] == 0.0
+
+
 def test_steps_past_the_end_stay_final():
     assert cosine(10_000, 100, 1.0, 0.25) == 0.25
 

@@ -84,12 +84,13 @@ class DINOMethod:
         model, method, data = config.model, config.method, config.data
 
         def network(drop_path: float) -> BackboneWithHead:
-            backbone = ViTBackbone(model.arch, drop_path_rate=drop_path)
+            backbone = ViTBackbone(model.arch, drop_path_rate=drop_path, pos_interpolation=model.pos_interpolation)
             head = DINOHead(backbone.embed_dim, model.out_dim, model.hidden_dim, model.bottleneck_dim,
                             use_bn=model.use_bn_in_head, norm_last_layer=model.norm_last_layer)
             return BackboneWithHead(backbone, head)
 
         self.student = network(model.drop_path_rate)
+        self.student.backbone.vit.set_grad_checkpointing(model.grad_checkpointing)
         self.teacher = network(0.0)  # as DINO: the teacher has no stochastic depth
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)

@@ -12,8 +12,8 @@ def cosine(step: int, total_steps: int, base: float, final: float, warmup_steps:
 
     Equals ``dino.utils.cosine_scheduler(...)[step]``; steps past the end stay at ``final``.
     """
-    if step < warmup_steps:  # np.linspace(warmup_start, base, warmup_steps): both ends included
-        return base if warmup_steps == 1 else warmup_start + (base - warmup_start) * step / (warmup_steps - 1)
+    if step < warmup_steps:  # np.linspace(warmup_start, base, warmup_steps): a single step is its start
+        return warmup_start if warmup_steps == 1 else warmup_start + (base - warmup_start) * step / (warmup_steps - 1)
     span = total_steps - warmup_steps
     if span <= 0 or step >= total_steps:
         return final

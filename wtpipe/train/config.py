@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from wtpipe.models.vit import ARCHS
+from wtpipe.models.vit import ARCHS, PosInterpolation
 
 
 @dataclass
@@ -31,6 +31,8 @@ class ModelConfig:
     bottleneck_dim: int = 256
     norm_last_layer: bool = True
     use_bn_in_head: bool = False
+    pos_interpolation: PosInterpolation = "dino"  # position embeddings of other view sizes (models/vit.py)
+    grad_checkpointing: bool = False  # student blocks recomputed in backward: less memory, more time
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -97,7 +99,7 @@ class TrainConfig:
 # may be resumed with different values of these.
 NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
-                    ("run", "max_steps"), ("run", "viz_every")}
+                    ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing")}
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
