@@ -91,11 +91,19 @@ def test_exported_backbone_loads_into_timm_with_the_teacher_features(reference):
     from wtpipe.config import load_config
     from wtpipe.train.config import TrainConfig
 
+    from wtpipe.models.vit import ViTBackbone
+
     method = DINOMethod(load_config(TrainConfig, os.path.join(reference, "config.yaml")))
     method.teacher.load_state_dict(final_state(reference)["teacher"])
-    x = torch.randn(2, 3, 32, 48)
+    teacher = method.teacher_backbone().eval()
+    x = torch.randn(2, 3, 224, 224)
+    small = torch.randn(2, 3, 32, 48)  # another grid: timm resizes position embeddings its own way
+    timm_resize = ViTBackbone("vit_tiny_patch16_224", pos_interpolation="timm").eval()
+    timm_resize.load_state_dict(teacher.state_dict())
     with torch.no_grad():
-        assert torch.equal(model.eval()(x), method.teacher_backbone().eval()(x))
+        assert torch.equal(model.eval()(x), teacher(x))
+        assert torch.equal(model(small), timm_resize(small))
+        assert not torch.allclose(model(small), teacher(small), atol=1e-4)
 
 
 @pytest.mark.slow
