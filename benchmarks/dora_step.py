@@ -7,7 +7,8 @@ Every row runs in a fresh process (so peak RSS is its own) with the same weights
 - ``tiny``: ``configs/dora_tiny_cpu.yaml`` (ViT-Ti, 4 clips x 4 frames at 96 px, 2 x 48 px).
 Levers: ``model.grad_checkpointing`` (student blocks recomputed in backward); a DINO step of the
 same backbone and head on as many images as DoRA has frames, with views of the same sizes
-(2 globals + the local crops), is the reference. The last line times discovery + Sinkhorn + tracking + masks alone.
+(2 globals + the local crops), is the reference. The last line times discovery + Sinkhorn +
+tracking + masks alone.
 
 Usage: python benchmarks/dora_step.py [--steps 3] [--only official|tiny]
 """

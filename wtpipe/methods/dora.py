@@ -11,8 +11,9 @@ centred, sharpened output on the full frame:
 earlier objects' terms divided by T again (weights 0.380 / 0.375 / 0.333 for k=3, T=8 instead of
 1/3 each); (2) its local term skips the first local crop (an index test meant for same-view
 pairs); (3) each object mask is thresholded at the mean over the whole batch of that frame's
-normalised maps, not at the sample's own mean (``wtpipe.ops.objects.binarise``). Both modes take the centre over the teacher outputs of all frames, as the official code
-does: every frame's teacher output is a target, so all of them belong in its mean.
+normalised maps, not at the sample's own mean (``wtpipe.ops.objects.binarise``). Both modes
+take the centre over the teacher outputs of all frames, as the official code does: every
+frame's teacher output is a target, so all of them belong in its mean.
 """
 
 from __future__ import annotations
