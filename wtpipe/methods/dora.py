@@ -94,7 +94,6 @@ class DoRAMethod(DINOMethod):
         self.objects = method.num_objects
         self.head_choice = method.head_choice
         self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
-        self.faithful = method.faithful  # also: each mask thresholded at the batch-wide mean
         if self.objects > self.teacher.backbone.num_heads:
             raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
                              f"heads of {model.arch}")
@@ -136,7 +135,7 @@ class DoRAMethod(DINOMethod):
 
         features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
         tracks = objects.track_objects(maps, per_frame(last.q)[:, 0], features, per_frame(last.k), self.epsilon,
-                                       self.iterations, batch_wide=self.faithful)
+                                       self.iterations, batch_wide=self.criterion.faithful)
         pixels = objects.to_pixels(tracks.masks, grid, tuple(size))
         return Discovery(logits, pixels, heads, attn.reshape(batch, -1, *grid), tracks)
 
