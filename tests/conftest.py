@@ -74,3 +74,11 @@ def train_shards(tmp_path_factory, sources) -> str:
     settings = BuildSettings(fps="4", short_side=128, segment_seconds=4, min_shards=4)
     ShardBuilder([sources["vtest.avi"], sources["bikes.mp4"]], out, settings, progress=False).run()
     return out
+
+
+@pytest.fixture(scope="session")
+def eval_data(sources) -> str:
+    """The real evaluation sample sets (ImageFolder, VOC + COCO boxes, DAVIS), built once and cached."""
+    from wtpipe.eval import sample_data
+
+    return sample_data.build()

@@ -13,8 +13,9 @@ import pytest
 import timm
 import torch
 
+from wtpipe import rundir
 from wtpipe.train import checkpoint
-from wtpipe.train.export import load_backbone
+from safetensors.torch import load_file as load_backbone
 
 TINY = ["model.arch=vit_tiny_patch16_224", "model.out_dim=64", "model.hidden_dim=64", "model.bottleneck_dim=32",
         "data.global_size=32", "data.local_size=16", "data.local_crops=1", "data.batch_size=4",
@@ -44,7 +45,7 @@ def kill_at(cmd: list[str], root: str, step: int, timeout: float = 120) -> None:
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                start_new_session=True)
     deadline = time.monotonic() + timeout
-    target = os.path.join(root, "checkpoints", checkpoint.step_name(step))
+    target = os.path.join(root, "checkpoints", rundir.step_name(step))
     while process.poll() is None and not os.path.exists(target) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(random.Random(step).uniform(0, 0.5))  # land anywhere in the following step(s)
@@ -54,7 +55,7 @@ def kill_at(cmd: list[str], root: str, step: int, timeout: float = 120) -> None:
 
 
 def final_state(out: str) -> dict:
-    state, _ = checkpoint.load(checkpoint.latest(os.path.join(out, "checkpoints")))
+    state, _ = checkpoint.load(rundir.latest(os.path.join(out, "checkpoints")))
     return state
 
 
@@ -125,7 +126,7 @@ def test_two_process_ddp_killed_and_resumed_is_bit_identical(train_shards, tmp_p
     run(ddp_cmd(train_shards, out, 29613, "data.num_workers=1"))
     a, b = final_state(ref), final_state(out)
     assert_bit_identical(a, b)
-    rng = [f for f in os.listdir(checkpoint.latest(os.path.join(out, "checkpoints"))) if f.startswith("rng")]
+    rng = [f for f in os.listdir(rundir.latest(os.path.join(out, "checkpoints"))) if f.startswith("rng")]
     assert sorted(rng) == ["rng-rank0.pt", "rng-rank1.pt"]
 
 

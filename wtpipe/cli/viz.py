@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wtpipe.eval.dora_masks import masks_from_checkpoint
+from wtpipe.train.pictures import masks_from_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

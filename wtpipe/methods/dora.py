@@ -105,7 +105,7 @@ class DoRAMethod(DINOMethod):
         return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
 
     def write_pictures(self, dataset: ClipDataset, directory: str, step: int) -> list[str]:
-        from wtpipe.eval.dora_masks import write_mask_pngs
+        from wtpipe.methods.dora_viz import write_mask_pngs
 
         return write_mask_pngs(self, dataset, directory, clips=2, prefix=f"step{step:08d}")
 

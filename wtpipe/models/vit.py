@@ -76,6 +76,7 @@ class ViTBackbone(nn.Module):
             raise ValueError(f"pos_interpolation must be 'dino' or 'timm', not {pos_interpolation!r}")
         for block in self.vit.blocks:
             block.attn.fused_attn = True
+        self.arch, self.pos_interpolation = arch, pos_interpolation
         self.embed_dim = self.vit.embed_dim
         self.num_heads = self.vit.blocks[-1].attn.num_heads
         self.patch_size = self.vit.patch_embed.patch_size[0]

@@ -16,13 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from wtpipe.rundir import LATEST, STATE, completed, step_name
 from wtpipe.shards.tarwriter import TMP_MARK, write_json_atomic
-
-LATEST = "latest"
-
-
-def step_name(step: int) -> str:
-    return f"step-{step:08d}"
 
 
 def rng_state() -> dict[str, Any]:
@@ -57,7 +52,7 @@ def write_rank_rng(directory: str, rank: int) -> None:
 
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:
     """Main process: write the shared state into ``directory``, rename it final, point ``latest``, prune."""
-    torch.save(state, os.path.join(directory, "state.pt"))
+    torch.save(state, os.path.join(directory, STATE))
     final = os.path.join(root, step_name(step))
     if os.path.exists(final):
         shutil.rmtree(final)
@@ -68,13 +63,6 @@ def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_la
     return final
 
 
-def completed(root: str) -> list[str]:
-    """Finished checkpoints under ``root``, oldest first."""
-    if not os.path.isdir(root):
-        return []
-    return sorted(n for n in os.listdir(root) if n.startswith("step-") and TMP_MARK not in n)
-
-
 def remove_partial(root: str) -> None:
     """Delete checkpoints a killed run left half-written."""
     if os.path.isdir(root):
@@ -83,22 +71,10 @@ def remove_partial(root: str) -> None:
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def latest(root: str) -> str | None:
-    """Path of the newest complete checkpoint, or None."""
-    pointer = os.path.join(root, LATEST)
-    if os.path.exists(pointer):
-        with open(pointer, encoding="utf-8") as handle:
-            path = os.path.join(root, handle.read().strip())
-        if os.path.exists(os.path.join(path, "state.pt")):
-            return path
-    done = completed(root)
-    return os.path.join(root, done[-1]) if done else None
-
-
 def load(path: str, rank: int | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(shared state, this rank's RNG states or None) of a checkpoint directory or its state.pt."""
     directory = path if os.path.isdir(path) else os.path.dirname(path)
-    state = torch.load(os.path.join(directory, "state.pt"), map_location="cpu", weights_only=True)
+    state = torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=True)
     rng = None
     if rank is not None:
         rng_path = os.path.join(directory, f"rng-rank{rank}.pt")

@@ -87,19 +87,37 @@ class RunConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Frozen-feature checks of the teacher during training (``wtpipe-eval``'s cheap tasks)."""
+
+    every: int = 0  # steps between evaluations; 0: never
+    tasks: tuple[Literal["knn", "discover"], ...] = ("knn", "discover")
+    knn_data: str = ""  # ImageFolder with train/ and val/
+    discover_data: str = ""  # VOC folder or COCO json
+
+    def __post_init__(self) -> None:
+        if self.every:
+            for task in self.tasks:
+                if not getattr(self, f"{task}_data"):
+                    raise ValueError(f"eval.tasks has {task} but eval.{task}_data is empty")
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # Settings that change how a run is executed or observed, not what it computes: a checkpoint
 # may be resumed with different values of these.
 NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
-                    ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing")}
+                    ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing"),
+                    *(("eval", f.name) for f in fields(EvalConfig))}
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

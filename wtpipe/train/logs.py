@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s"]
+COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s",
+           "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost"]
 
 
 class ScalarLog:
@@ -37,7 +38,8 @@ class ScalarLog:
         with open(self.csv_path, "a", newline="", encoding="utf-8") as handle:
             csv.DictWriter(handle, COLUMNS, extrasaction="ignore").writerow({"step": step, **scalars})
         for name, value in scalars.items():
-            self.writer.add_scalar(f"train/{name}", value, step)
+            group, _, short = name.partition("_") if name.startswith("eval_") else ("train", "", name)
+            self.writer.add_scalar(f"{group}/{short}", value, step)
 
     def close(self) -> None:
         self.writer.close()

@@ -27,9 +27,11 @@ from wtpipe.methods.base import METHODS
 from wtpipe.ops.ema import ema_update
 from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_grads
 from wtpipe.ops.schedules import cosine
+from wtpipe import rundir
 from wtpipe.train import checkpoint
 from wtpipe.train.config import TrainConfig, config_differences
-from wtpipe.train.export import backbone_state, save_backbone
+from wtpipe.models.weights import save_backbone
+from wtpipe.train.export import backbone_state, weights_info
 from wtpipe.train.logs import ScalarLog, plot_loss
 from wtpipe.train.preemption import StopRequest
 
@@ -72,7 +74,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             checkpoint.remove_partial(self.ckpt_root)
         self.accelerator.wait_for_everyone()
-        path = checkpoint.latest(self.ckpt_root)
+        path = rundir.latest(self.ckpt_root)
         if path is None:
             return 0, None
         state, rng = checkpoint.load(path, self.rank)
@@ -121,8 +123,28 @@ class Trainer:
                      "method": self.method.state_dict()}
             if acc.scaler is not None:
                 state["scaler"] = acc.scaler.state_dict()
+            self._write_backbone(os.path.join(directory, rundir.BACKBONE), step)
             checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
         acc.wait_for_everyone()
+
+    def _write_backbone(self, path: str, step: int) -> None:
+        """The teacher backbone for evaluation (``wtpipe.models.weights``), without the trainer."""
+        save_backbone(backbone_state(self.method.teacher.state_dict()), path,
+                      weights_info(to_dict(self.config), step))
+
+    def _evaluate(self, step: int) -> dict[str, float]:
+        """Main process: the scheduled frozen-feature tasks on the teacher backbone (others wait)."""
+        from wtpipe.eval.tasks import during_training  # only runs that evaluate pay for the import
+
+        scalars: dict[str, float] = {}
+        if self.accelerator.is_main_process:
+            e = self.config.eval
+            scalars = during_training(self.method.teacher_backbone(), weights_info(to_dict(self.config), step),
+                                      e.tasks, {"knn": e.knn_data, "discover": e.discover_data},
+                                      os.path.join(self.out, "eval", rundir.step_name(step)))
+            log.info("step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in scalars.items()))
+        self.accelerator.wait_for_everyone()
+        return scalars
 
     # -- the loop ------------------------------------------------------------------------
     def _set_schedules(self, step: int) -> tuple[float, float, float]:
@@ -182,7 +204,8 @@ class Trainer:
             loss = self._step(batches, step)
             ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
             step += 1
-            if step % cfg.run.log_every == 0 or step == end:
+            evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
+            if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
                 mean_loss = acc.reduce(loss, "mean").item()
                 now = time.monotonic()
                 rate = clips_per_step * (step - bar.n) / max(now - last_time, 1e-9)
@@ -191,7 +214,7 @@ class Trainer:
                 bar.update(step - bar.n)
                 if logs is not None:
                     logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
-                                      "wd": wd, "momentum": momentum, "clips_per_s": rate})
+                                      "wd": wd, "momentum": momentum, "clips_per_s": rate, **(evaluated or {})})
             stopped = stop.agreed(acc.device)
             if acc.is_main_process and ((cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
                 self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
@@ -205,8 +228,7 @@ class Trainer:
         if logs is not None:
             logs.close()
         if acc.is_main_process and not stopped:
-            save_backbone(backbone_state(self.method.teacher.state_dict()),
-                          os.path.join(self.out, "backbone.safetensors"), cfg.model.arch)
+            self._write_backbone(os.path.join(self.out, rundir.BACKBONE), step)
         acc.wait_for_everyone()
         if stopped and acc.is_main_process:
             log.warning("stopped by %s after step %d; re-run the same command to resume", stop.signal_name, step)

@@ -1,9 +1,10 @@
-"""Pictures of what DoRA sees: the tracked object masks over a clip, and every head's raw [CLS]
-attention on frame 0, so a person can tell whether discovery and tracking work."""
+"""Picture pieces shared by training and evaluation: views back to pixels, tinted masks,
+heat maps, boxes, tiles, and atomic PNG writes."""
 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import torch
@@ -43,38 +44,26 @@ def heatmap(attention: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 TILE = 192  # small training views are shown enlarged
 
 
-def _tile(picture: np.ndarray) -> Image.Image:
+def tile(picture: np.ndarray) -> Image.Image:
     image = Image.fromarray(picture)
     scale = max(1, TILE // max(image.size))
     return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
 
 
-def mask_sheet(views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor, heads: list[int]) -> Image.Image:
-    """Row 1: the clip's frames with object masks; row 2: every head's attention on frame 0
-    (the heads used for discovery are outlined). ``views`` (T, 3, S, S), ``masks`` (T, k, S, S),
-    ``attention`` (H, h, w)."""
-    frames, view_size = views.shape[0], tuple(views.shape[-2:])
-    scale = max(1, TILE // max(view_size))
-    size = (view_size[0] * scale, view_size[1] * scale)
-    columns = max(frames, attention.shape[0])
-    sheet = Image.new("RGB", (columns * size[1], 2 * size[0] + 28), "white")
-    draw = ImageDraw.Draw(sheet)
-    for t in range(frames):
-        sheet.paste(_tile(overlay(to_uint8(views[t]), masks[t].cpu().numpy())), (t * size[1], 14))
-        draw.text((t * size[1] + 2, 1), f"frame {t}", fill="black")
-    for h in range(attention.shape[0]):
-        x, y = h * size[1], size[0] + 28
-        sheet.paste(_tile(heatmap(attention[h].cpu(), view_size)), (x, y))
-        used = h in heads
-        draw.text((x + 2, size[0] + 15), f"head {h}" + (f" -> object {heads.index(h)}" if used else ""), fill="black")
-        if used:
-            colour = tuple(int(c) for c in COLOURS[heads.index(h) % len(COLOURS)])
-            draw.rectangle([x, y, x + size[1] - 1, y + size[0] - 1], outline=colour, width=3)
-    return sheet
-
-
 def save_png(image: Image.Image, path: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], colour: tuple[int, int, int],
+               width: int = 3, label: str | None = None) -> Image.Image:
+    """Outline (x1, y1, x2, y2) pixel boxes in place; ``label`` is written at the first one."""
+    draw = ImageDraw.Draw(image)
+    for box in boxes:
+        draw.rectangle([float(v) for v in box], outline=colour, width=width)
+    if label and boxes:
+        draw.text((float(boxes[0][0]) + 3, float(boxes[0][1]) + 2), label, fill=colour)
+    return image
