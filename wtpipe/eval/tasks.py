@@ -90,7 +90,8 @@ def _labelled_features(backbone: ViTBackbone, info: WeightsInfo, root: str, kind
     out, skipped = [], []
     for split, name in ((train, "train"), (val, "val")):
         feats, kept = features.extract(backbone, info, split.paths, kind, cache or None, size, batch, desc=name)
-        skipped += [p for i, p in enumerate(split.paths) if i not in set(kept.tolist())]
+        read = set(kept.tolist())
+        skipped += [p for i, p in enumerate(split.paths) if i not in read]
         out += [feats, torch.tensor(split.labels)[torch.from_numpy(kept)]]
     return *out, train.classes, skipped
 

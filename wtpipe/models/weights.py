@@ -117,11 +117,10 @@ def load_backbone(weights: str, device: str | torch.device = "cpu") -> tuple[ViT
         seed = parts[2] if len(parts) > 2 else "0"
         if parts[0] != "random" or len(parts) > 3 or not seed.isdigit():
             raise WeightsError(f"{weights}: expected random[:ARCH[:SEED]], e.g. random:vit_small_patch16_224:0")
-        info_for(arch)  # checks the name
+        info = WeightsInfo(**{**asdict(info_for(arch)), "source": f"random:{arch}:{seed}"})  # checks the name
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             backbone = ViTBackbone(arch, pos_interpolation="dino")
-        info = WeightsInfo(**{**asdict(info_for(arch)), "source": f"random:{arch}:{seed}"})
     else:
         path = resolve(weights)
         info = read_info(path)
