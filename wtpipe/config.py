@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import io
+import tokenize
 import types
 import typing
 from typing import Any, TypeVar
@@ -154,3 +157,35 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def to_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's trailing ``# comment`` in the class source: one place for the meaning of a key."""
+    helps: dict[str, str] = {}
+    line_tokens: dict[int, list[tokenize.TokenInfo]] = {}
+    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
+        line_tokens.setdefault(token.start[0], []).append(token)
+    for tokens in line_tokens.values():
+        code = [t for t in tokens if t.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.NL, tokenize.NEWLINE)]
+        if len(code) > 2 and code[0].type == tokenize.NAME and code[1].string == ":" \
+                and code[-1].type == tokenize.COMMENT:
+            helps[code[0].string] = code[-1].string.lstrip("#").strip()
+    return helps
+
+
+def _flow(value: Any) -> str:
+    """One value as inline YAML (strings quoted only where YAML needs it)."""
+    return yaml.safe_dump([value], default_flow_style=True, width=10**6).strip()[1:-1]
+
+
+def describe(config: Any) -> str:
+    """The resolved config as YAML that ``--config`` reads back, each key followed by its help."""
+    lines = []
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        lines.append(f"{section.name}:")
+        helps = field_help(type(value))
+        for item in dataclasses.fields(value):
+            text = f"  {item.name}: {_flow(to_dict(value)[item.name])}"
+            lines.append(f"{text}  # {helps[item.name]}" if item.name in helps else text)
+    return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.train.test_trainer import run, train_cmd
+from tests.train.runs import run, train_cmd
 
 TASK_DATA = {"knn": "scenes", "linear": "scenes", "discover": "objects", "davis": "davis"}
 

@@ -12,7 +12,7 @@ from wtpipe.data.loader import ClipDataset
 from wtpipe.methods.dora import DoRAMethod
 from wtpipe.train.config import TrainConfig
 
-from ..train.test_trainer import TINY, assert_bit_identical, ddp_cmd, final_state, kill_at, run, train_cmd
+from ..train.runs import TINY, assert_bit_identical, ddp_cmd, final_state, kill_at, run, train_cmd
 
 DORA = ["method.name=dora", "data.clip_frames=4", "data.frame_gap=2", "data.local_crops=2", "data.batch_size=2"]
 

@@ -12,68 +12,22 @@ import time
 import pytest
 import timm
 import torch
-
-from wtpipe import rundir
-from wtpipe.train import checkpoint
 from safetensors.torch import load_file as load_backbone
 
-TINY = ["model.arch=vit_tiny_patch16_224", "model.out_dim=64", "model.hidden_dim=64", "model.bottleneck_dim=32",
-        "data.global_size=32", "data.local_size=16", "data.local_crops=1", "data.batch_size=4",
-        "data.num_workers=0", "optim.epochs=3", "optim.steps_per_epoch=4", "optim.warmup_epochs=1",
-        "run.checkpoint_every=2", "run.log_every=2", "run.keep_last=2"]
+from wtpipe import rundir
 
+from .runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, kill_at, logged_steps, run, train_cmd
 
-def train_cmd(shards: str, out: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
-
-
-def ddp_cmd(shards: str, out: str, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-            "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
-
-
-def run(cmd: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def kill_at(cmd: list[str], root: str, step: int, timeout: float = 120) -> None:
-    """Start a run and SIGKILL its whole process group once checkpoint ``step`` exists (or it ends)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
-    deadline = time.monotonic() + timeout
-    target = os.path.join(root, "checkpoints", rundir.step_name(step))
-    while process.poll() is None and not os.path.exists(target) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(random.Random(step).uniform(0, 0.5))  # land anywhere in the following step(s)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def final_state(out: str) -> dict:
-    state, _ = checkpoint.load(rundir.latest(os.path.join(out, "checkpoints")))
-    return state
-
-
-def assert_bit_identical(a: dict, b: dict) -> None:
-    assert a["step"] == b["step"]
-    for part in ("student", "teacher", "method"):
-        for key in a[part]:
-            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
-    for key, value in a["optimizer"]["state"].items():
-        for name, tensor in value.items():
-            assert torch.equal(tensor, b["optimizer"]["state"][key][name]), f"optimizer {key}.{name}"
+@pytest.fixture(scope="module")
+def reference_run(train_shards, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ref") / "run")
+    env = {**ENV, "MPLCONFIGDIR": str(tmp_path_factory.mktemp("mpl"))}  # matplotlib builds its font cache
+    return out, run(train_cmd(train_shards, out), env)
 
 
 @pytest.fixture(scope="module")
-def reference(train_shards, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("ref") / "run")
-    run(train_cmd(train_shards, out))
-    return out
+def reference(reference_run):
+    return reference_run[0]
 
 
 def test_a_run_leaves_what_a_person_wants(reference):
@@ -83,6 +37,18 @@ def test_a_run_leaves_what_a_person_wants(reference):
     assert rows[0].startswith("step,epoch,loss,lr") and len(rows) == 1 + 6
     assert sorted(os.listdir(os.path.join(reference, "checkpoints"))) == ["latest", "step-00000010", "step-00000012"]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(reference, "tensorboard")))
+    saved = open(os.path.join(reference, "config.yaml")).read()
+    assert "teacher_temp" in saved and "sinkhorn" not in saved and "num_objects" not in saved  # DINO: no DoRA keys
+
+
+def test_a_run_says_what_it_did_and_where_things_are(reference_run):
+    out, result = reference_run
+    assert "1/12" in result.stderr  # the bar moves every step, not every log_every
+    assert "font" not in result.stderr.lower()  # no matplotlib font-cache chatter
+    assert "finished step 12 of 12" in result.stdout and "clips/s), last loss" in result.stdout
+    for name in ("backbone.safetensors", "loss.png", "scalars.csv", "config.yaml", "checkpoints/step-00000012"):
+        assert os.path.join(out, name) in result.stdout, name
+    assert "1 intra-op threads" in result.stderr  # OMP_NUM_THREADS=1 is honoured
 
 
 def test_exported_backbone_loads_into_timm_with_the_teacher_features(reference):
@@ -116,16 +82,18 @@ def test_sigkill_then_rerun_is_bit_identical(reference, train_shards, tmp_path, 
         kill_at(cmd, out, step)
     run(cmd)
     assert_bit_identical(final_state(reference), final_state(out))
+    assert logged_steps(out) == logged_steps(reference)  # every row once, the resumed step's included
 
 
 @pytest.mark.slow
 def test_two_process_ddp_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
     ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
     run(ddp_cmd(train_shards, ref, 29611, "data.num_workers=1"))
-    kill_at(ddp_cmd(train_shards, out, 29612, "data.num_workers=1"), out, 4)
+    kill_at(ddp_cmd(train_shards, out, 29612, "data.num_workers=1"), out, 4)  # checks that the ranks died too
     run(ddp_cmd(train_shards, out, 29613, "data.num_workers=1"))
     a, b = final_state(ref), final_state(out)
     assert_bit_identical(a, b)
+    assert logged_steps(out) == logged_steps(ref)
     rng = [f for f in os.listdir(rundir.latest(os.path.join(out, "checkpoints"))) if f.startswith("rng")]
     assert sorted(rng) == ["rng-rank0.pt", "rng-rank1.pt"]
 
@@ -134,8 +102,7 @@ def test_two_process_ddp_killed_and_resumed_is_bit_identical(train_shards, tmp_p
 def test_sigterm_saves_at_the_next_step_and_the_rerun_finishes(reference, train_shards, tmp_path):
     out = str(tmp_path / "run")
     cmd = train_cmd(train_shards, out, "run.checkpoint_every=100")
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # same threads: same sums
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     scalars = os.path.join(out, "scalars.csv")
     while not os.path.exists(scalars) or len(open(scalars).readlines()) < 3:  # 2 log rows: step 4 done
         time.sleep(0.02)

@@ -1,4 +1,4 @@
-"""``wtpipe-eval TASK --weights W --data DIR [--out DIR] [key=value ...]``: frozen-backbone evaluation.
+"""``wtpipe eval TASK --weights W --data DIR [--out DIR] [key=value ...]``: frozen-backbone evaluation.
 
 Tasks: knn, linear (ImageFolder train/ + val/), discover (VOC folder or COCO json), davis
 (DAVIS-2017 folder). W: a backbone.safetensors, a checkpoint directory, a run directory, or
@@ -7,21 +7,18 @@ random[:ARCH[:SEED]] for the random-initialisation floor.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 
+from wtpipe.cli import make_parser, setup_logging
 from wtpipe.config import ConfigError, load_config
+from wtpipe.eval.settings import TASKS
 
 
-def main(argv: list[str] | None = None) -> int:
-    from wtpipe.eval.tasks import TASKS
-
-    parser = argparse.ArgumentParser(prog="wtpipe-eval", description=__doc__.splitlines()[0],
-                                     epilog="settings (key=value): " + "; ".join(
-                                         f"{t}: {', '.join(c.__dataclass_fields__)}" for t, c in TASKS.items()))
+def main(argv: list[str] | None = None, prog: str = "wtpipe-eval") -> int:
+    parser = make_parser(prog, __doc__, epilog="settings (key=value): " + "; ".join(
+        f"{t}: {', '.join(c.__dataclass_fields__)}" for t, c in TASKS.items()))
     parser.add_argument("task", choices=list(TASKS))
     parser.add_argument("--weights", required=True, help="backbone.safetensors, checkpoint dir, run dir, or random[:ARCH]")
     parser.add_argument("--data", required=True, help="the task's data directory (or COCO json for discover)")
@@ -29,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("settings", nargs="*", help="task settings as key=value, e.g. ks=[10,20]")
     args = parser.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         config = load_config(TASKS[args.task], None, args.settings)
     except ConfigError as err:
-        print(f"wtpipe-eval: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    setup_logging("%(levelname)s %(message)s")
 
     from wtpipe.eval.datasets import LayoutError
     from wtpipe.eval.tasks import run_task
@@ -45,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or default_out(args.weights, args.task)
         report = run_task(args.task, backbone, info, args.data, out, config)
     except (WeightsError, LayoutError, FileNotFoundError) as err:
-        print(f"wtpipe-eval: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
     print(json.dumps(report["metrics"], indent=1))
     if report["skipped"]:

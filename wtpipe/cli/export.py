@@ -1,22 +1,30 @@
-"""``wtpipe-export CHECKPOINT_OR_RUN [--out FILE]``: teacher backbone as timm-layout safetensors."""
+"""``wtpipe export RUN_OR_CHECKPOINT [--out FILE] [--overwrite]``: the teacher backbone as safetensors.
+
+From a run directory: its newest checkpoint, into RUN/backbone.safetensors. From a checkpoint
+directory (RUN/checkpoints/step-XXXXXXXX): into that directory. An existing file is replaced
+only with --overwrite (the trainer's own final export is never clobbered by accident).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from wtpipe.train.export import export_checkpoint
+from wtpipe.cli import make_parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wtpipe-export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a checkpoint directory (step-XXXXXXXX) or a run directory")
-    parser.add_argument("--out", help="output file (default: RUN/backbone.safetensors)")
+def main(argv: list[str] | None = None, prog: str = "wtpipe-export") -> int:
+    parser = make_parser(prog, __doc__)
+    parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
+                        help="a run directory or one of its checkpoint directories (step-XXXXXXXX)")
+    parser.add_argument("--out", help="output file; parent folders are created")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
+    from wtpipe.train.export import ExportError, export_checkpoint
+
     try:
-        path = export_checkpoint(args.checkpoint, args.out)
-    except (FileNotFoundError, KeyError) as err:
-        print(f"wtpipe-export: {err}", file=sys.stderr)
+        path = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    except ExportError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0

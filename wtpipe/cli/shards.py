@@ -1,18 +1,19 @@
-"""``wtpipe-shards``: build, verify, describe and preview WebDataset shards of long videos."""
+"""``wtpipe shards``: build, verify, describe and preview WebDataset shards of long videos."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from wtpipe.shards.build import BuildError, BuildReport, ShardBuilder
-from wtpipe.shards.info import describe
-from wtpipe.shards.preview import contact_sheet
+from wtpipe.cli import make_parser
 from wtpipe.shards.settings import BuildSettings
-from wtpipe.shards.verify import verify
 from wtpipe.shards.writer import FRAME_FORMATS
 from wtpipe.video.decode import BACKENDS
+
+if TYPE_CHECKING:
+    from wtpipe.shards.build import BuildReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,16 +51,24 @@ def _build_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _summary(report: BuildReport) -> str:
+    from wtpipe.shards.info import describe
+
     lines = [describe(report.manifest)]
     if report.seconds:
         rate = report.source_frames / report.seconds
         lines.append(f"\n{report.source_frames} source frames decoded in {report.seconds:.1f}s "
                      f"({rate:.1f} frames/s); {report.resumed_units} units reused from an earlier run")
+    if report.passed_over:
+        shown = ", ".join(report.passed_over[:5]) + (", ..." if len(report.passed_over) > 5 else "")
+        lines.append(f"passed over {len(report.passed_over)} file(s) in the input folders that are not "
+                     f"videos by extension: {shown}")
     lines.append(f"output: {report.out}")
     return "\n".join(lines)
 
 
 def _run_build(args: argparse.Namespace) -> int:
+    from wtpipe.shards.build import BuildError, ShardBuilder
+
     names = {f.name for f in fields(BuildSettings)}
     try:
         settings = BuildSettings(**{k: v for k, v in vars(args).items() if k in names})
@@ -81,6 +90,8 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from wtpipe.shards.verify import verify
+
     try:
         problems = verify(args.dir, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as err:
@@ -94,6 +105,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from wtpipe.shards.info import describe
     from wtpipe.shards.read import load_manifest
 
     try:
@@ -105,6 +117,8 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _run_preview(args: argparse.Namespace) -> int:
+    from wtpipe.shards.preview import contact_sheet
+
     try:
         count = contact_sheet(args.dir, args.out, tiles=args.tiles)
     except (FileNotFoundError, ValueError, OSError) as err:
@@ -114,17 +128,20 @@ def _run_preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wtpipe-shards", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "wtpipe-shards") -> int:
+    parser = make_parser(prog, __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _build_parser(sub)
-    p = sub.add_parser("verify", help="check shards against manifest.json (sha256, counts, decoding)")
-    p.add_argument("dir")
-    p.add_argument("--quiet", action="store_true")
-    p = sub.add_parser("info", help="totals and per-video figures of a shard directory")
-    p.add_argument("dir")
-    p = sub.add_parser("preview", help="write a contact sheet PNG of sampled frames")
-    p.add_argument("dir")
+    text = "check shards against manifest.json: sha256, sizes, sample and frame counts, every frame decodes"
+    p = sub.add_parser("verify", help=text, description=text[0].upper() + text[1:] + ". Exit 1 on any problem.")
+    p.add_argument("dir", help="a wtpipe shards output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    text = "totals and per-video figures of a shard directory (hours, segments, frames, dead footage)"
+    p = sub.add_parser("info", help=text, description=text[0].upper() + text[1:] + ".")
+    p.add_argument("dir", help="a wtpipe shards output directory")
+    text = "write a contact sheet PNG of frames sampled across the shards"
+    p = sub.add_parser("preview", help=text, description=text[0].upper() + text[1:] + ".")
+    p.add_argument("dir", help="a wtpipe shards output directory")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--tiles", type=int, default=24, help="number of frames (default 24)")
     args = parser.parse_args(argv)

@@ -1,41 +1,78 @@
-"""``wtpipe-train --config FILE [key=value ...]``: pretrain with DINO (more methods to come).
+"""``wtpipe train --config FILE [key=value ...]``: pretrain a ViT with DINO or DoRA.
 
-Runs as one process, under ``torchrun``/``accelerate launch`` for DDP, and resumes from the
-output directory's latest checkpoint when re-run with the same command.
+Runs as one process, or under ``torchrun``/``accelerate launch`` for DDP. Ctrl-C, SIGTERM or
+SIGUSR1 (to the process or its whole group) saves at the end of the step and exits; re-running
+the same command resumes from the newest intact checkpoint. Ctrl-C twice stops at once.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import math
+import os
 import sys
+from typing import Any
 
-from wtpipe.config import ConfigError, load_config
+from wtpipe.cli import make_parser, setup_logging
+from wtpipe.config import ConfigError, describe, load_config
 from wtpipe.train.config import TrainConfig
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wtpipe-train", description=__doc__.splitlines()[0])
+def summary(result: dict[str, Any]) -> str:
+    """The end-of-run lines: what happened and where everything is."""
+    out = result["output_dir"]
+    done = result["step"] - result["start_step"]
+    loss = "" if math.isnan(result["loss"]) else f", last loss {result['loss']:.4f}"
+    head = (f"stopped by {result['signal']} after step {result['step']} of {result['end']} (saved); "
+            "re-run the same command to resume" if result["stopped"] else
+            f"finished step {result['step']} of {result['end']}")
+    lines = [f"wtpipe train: {head}",
+             f"  {done} steps in {result['seconds']:.1f} s ({result['clips_per_s']:.1f} clips/s){loss}"]
+    where = [("weights", os.path.join(out, "backbone.safetensors")), ("checkpoint", result["checkpoint"]),
+             ("loss curve", os.path.join(out, "loss.png")), ("scalars", os.path.join(out, "scalars.csv")),
+             ("tensorboard", os.path.join(out, "tensorboard")), ("pictures", os.path.join(out, "viz")),
+             ("evaluations", os.path.join(out, "eval")), ("config", os.path.join(out, "config.yaml"))]
+    lines += [f"  {name:<12}{path}" for name, path in where if path and os.path.exists(path)]
+    if result["skipped_shards"] or result["sample_failures"]:
+        lines.append(f"  skipped: {len(result['skipped_shards'])} shard(s), "
+                     f"{result['sample_failures']} sample(s) (named in the log)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
+    parser = make_parser(prog, __doc__)
     parser.add_argument("--config", help="YAML recipe, e.g. configs/tiny_cpu.yaml")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config, every key with its meaning, and exit")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. data.shards=demo_shards optim.epochs=2")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(TrainConfig, args.config, args.overrides)
     except ConfigError as err:
-        print(f"wtpipe-train: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    if args.print_config:
+        print(describe(config), end="")
+        return 0
     if not config.data.shards:
-        print("wtpipe-train: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)
+        print(f"{prog}: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)
         return 2
+    setup_logging()
     from wtpipe.train.trainer import ResumeError, Trainer
 
     try:
-        Trainer(config).run()  # a run stopped by SIGTERM/SIGUSR1 has saved: exit 0, re-run resumes
+        result = Trainer(config).run()
     except (ResumeError, FileNotFoundError, ValueError) as err:
-        print(f"wtpipe-train: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") != "0":
+            return 130
+        print(f"\n{prog}: interrupted; re-run the same command to resume from the last checkpoint "
+              f"in {config.run.output_dir}/checkpoints", file=sys.stderr)
+        return 130
+    if result["main"]:
+        print(summary(result), file=sys.stderr if result["stopped"] else sys.stdout)
     return 0
 
 

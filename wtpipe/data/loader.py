@@ -13,7 +13,9 @@ import io
 import json
 import logging
 import random
+import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -118,10 +120,36 @@ def collate_views(items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     return [stack_shared(view) for view in zip(*items)]
 
 
+def quiet_worker(worker_id: int) -> None:
+    """Loader worker start: ignore the stop signals that a Ctrl-C or a scheduler sends to the whole
+    process group. The main process decides when to stop and shuts its workers down; a worker
+    killed first would fail the run ("DataLoader worker killed by signal") before it could save.
+    (PyTorch already runs each worker with one intra-op thread.)"""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def make_loader(dataset: ClipDataset, batch_size: int, seed: int, rank: int, start_step: int,
                 num_workers: int, collate: Callable = collate_views) -> DataLoader:
     sampler = StepBatchSampler(len(dataset), batch_size, seed, rank, start_step)
+    workers = num_workers > 0
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      persistent_workers=num_workers > 0, pin_memory=False,
-                      prefetch_factor=2 if num_workers > 0 else None)
+                      worker_init_fn=quiet_worker if workers else None, persistent_workers=workers,
+                      pin_memory=False, prefetch_factor=2 if workers else None)
 
+
+
+@contextmanager
+def running(loader: DataLoader) -> Iterator[Iterator[Any]]:
+    """Iterate ``loader`` and shut its workers down on the way out, whatever happened.
+
+    Needed because the workers ignore SIGTERM (:func:`quiet_worker`): Python's exit-time
+    ``terminate()`` of daemon children would otherwise wait on them forever.
+    """
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # no public API closes a loader's workers
+        if shutdown is not None:
+            shutdown()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,10 +19,11 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from wtpipe.eval.datasets import read_rgb
+from wtpipe.eval.settings import Kind
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import WeightsInfo
 
-Kind = Literal["cls", "last4", "cls_avgpool"]
+
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-KS = (10, 20, 100, 200)
-TEMPERATURE = 0.07
+from wtpipe.eval.settings import KS, TEMPERATURE
 
 
 def knn_votes(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, k: int, classes: int,

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,59 +22,13 @@ from tqdm import tqdm
 from wtpipe.eval import davis as davis_lib
 from wtpipe.eval import datasets, discovery, features
 from wtpipe.eval.davis_metrics import evaluate_sequence
-from wtpipe.eval.knn import KS, TEMPERATURE, knn_eval, knn_votes
+from wtpipe.eval.knn import knn_eval, knn_votes
 from wtpipe.eval.linear import ProbeConfig, probe_eval
 from wtpipe.eval.pictures import confusion_png, discovery_png, sequence_strip
+from wtpipe.eval.settings import DavisConfig, DiscoverConfig, Kind, KnnConfig, LinearConfig
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import WeightsInfo
 from wtpipe.shards.tarwriter import write_json_atomic
-
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "wtpipe", "features")
-
-
-@dataclass
-class KnnConfig:
-    ks: tuple[int, ...] = KS
-    temperature: float = TEMPERATURE
-    image_size: int = 224
-    batch_size: int = 32
-    cache_dir: str = DEFAULT_CACHE  # "" turns the feature cache off
-
-
-@dataclass
-class LinearConfig:
-    features: features.Kind = "last4"
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.01
-    seed: int = 0
-    image_size: int = 224
-    cache_dir: str = DEFAULT_CACHE
-
-
-@dataclass
-class DiscoverConfig:
-    methods: tuple[Literal["tokencut", "lost"], ...] = ("tokencut", "lost")
-    tau: float = 0.2
-    eps: float = 1e-5
-    k_patches: int = 100
-    image_root: str = ""  # COCO json: folder that file_name is relative to (default: the json's folder)
-    max_images: int = 0  # 0: all
-    pictures: int = 24  # overlay PNGs for the first N images
-
-
-@dataclass
-class DavisConfig:
-    subset: str = "val"
-    n_last_frames: int = 7
-    size_mask_neighborhood: int = 12
-    topk: int = 5
-    temperature: float = 0.1
-    short_side: int = 480
-
-
-TASKS: dict[str, type] = {"knn": KnnConfig, "linear": LinearConfig, "discover": DiscoverConfig, "davis": DavisConfig}
-
 
 @dataclass
 class Result:
@@ -83,7 +37,7 @@ class Result:
     skipped: list[str] = field(default_factory=list)
 
 
-def _labelled_features(backbone: ViTBackbone, info: WeightsInfo, root: str, kind: features.Kind, size: int,
+def _labelled_features(backbone: ViTBackbone, info: WeightsInfo, root: str, kind: Kind, size: int,
                        batch: int, cache: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                         list[str], list[str]]:
     train, val = datasets.train_val(root)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import math
 import types
 from dataclasses import dataclass
-from typing import Literal
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHS = ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224")
+from wtpipe.models.archs import ARCHS, PosInterpolation  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -34,9 +33,6 @@ class LastBlockAttention:
     cls_attn: torch.Tensor
     q: torch.Tensor
     k: torch.Tensor
-
-
-PosInterpolation = Literal["dino", "timm"]
 
 
 def resample_pos_embed_dino(pos_embed: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:

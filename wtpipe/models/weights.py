@@ -89,7 +89,7 @@ def resolve(path: str) -> str:
         if os.path.isfile(candidate):
             return candidate
     raise WeightsError(f"{path}: holds no {rundir.BACKBONE} (a run directory, a checkpoint directory or the file; "
-                       "checkpoints written before wtpipe 0.3 need `wtpipe-export` first)")
+                       "older checkpoints without one need `wtpipe export` first)")
 
 
 def read_info(path: str) -> WeightsInfo:

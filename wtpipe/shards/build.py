@@ -13,7 +13,6 @@ The output depends only on the inputs and the settings, never on worker count or
 from __future__ import annotations
 
 import concurrent.futures as cf
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -22,7 +21,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from wtpipe.process import available_cores, die_with_parent
 from wtpipe.shards import layout
 from wtpipe.shards.manifest import build_manifest, sample_header, video_entry
 from wtpipe.shards.settings import BuildSettings
@@ -67,20 +66,33 @@ class BuildReport:
     source_frames: int = 0
     resumed_units: int = 0
     problems: list[Problem] = field(default_factory=list)
+    passed_over: list[str] = field(default_factory=list)  # files in input folders that are not videos
 
 
-def discover_inputs(paths: list[str]) -> list[str]:
-    """Files given directly, plus video files found (recursively, sorted) under directories."""
+def discover_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(files given directly plus video files found recursively, sorted, under directories;
+    the files under those directories passed over because their extension is not a video's)."""
     found: list[str] = []
+    passed_over: list[str] = []
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs.sort()
-                found.extend(os.path.join(root, n) for n in sorted(files)
-                             if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS)
+                for name in sorted(files):
+                    is_video = os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+                    (found if is_video else passed_over).append(os.path.join(root, name))
         else:
             found.append(path)
-    return [os.path.abspath(p) for p in dict.fromkeys(found)]
+    return [os.path.abspath(p) for p in dict.fromkeys(found)], passed_over
+
+
+MIN_UNIT_SECONDS = 10.0
+
+
+def unit_length(unit_seconds: float, duration_s: float, workers: int) -> float:
+    """``unit_seconds``, shortened (not below 10 s) so that a short video still gives every
+    worker a unit. Unit boundaries never change the output (units join exactly)."""
+    return min(unit_seconds, max(MIN_UNIT_SECONDS, duration_s / max(workers, 1)))
 
 
 def video_ids(paths: list[str]) -> list[str]:
@@ -97,24 +109,18 @@ def video_ids(paths: list[str]) -> list[str]:
     return ids
 
 
-def _die_with_parent() -> None:
-    """Workers exit when the driver dies (SIGKILL included), so no orphan races a re-run."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 _PROGRESS: Any = None
 
 
 def _init_worker(progress: Any) -> None:
     global _PROGRESS
-    _die_with_parent()
+    die_with_parent()  # workers exit when the driver dies (SIGKILL included): no orphan races a re-run
     _PROGRESS = progress
 
 
-def _probe_and_plan(path: str, video_id: str, unit_seconds: float) -> tuple[VideoInfo, list[Unit]]:
+def _probe_and_plan(path: str, video_id: str, unit_seconds: float, workers: int) -> tuple[VideoInfo, list[Unit]]:
     info = probe(path)
-    return info, plan_units(info, video_id, unit_seconds)
+    return info, plan_units(info, video_id, unit_length(unit_seconds, info.duration_s, workers))
 
 
 def _stage(job: StageJob) -> dict[str, Any]:
@@ -139,14 +145,14 @@ class ShardBuilder:
 
     def __init__(self, inputs: list[str], out: str, settings: BuildSettings, workers: int | None = None,
                  overwrite: bool = False, progress: bool = True) -> None:
-        self.inputs = discover_inputs(inputs)
+        self.inputs, self.passed_over = discover_inputs(inputs)
         self.ids = video_ids(self.inputs)
         self.out = os.path.abspath(out)
         self.work = os.path.join(self.out, WORK)
         self.staging = os.path.join(self.work, "units")
         self.settings = settings
-        self.workers = max(1, workers or os.cpu_count() or 1)
-        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self.cores = available_cores()
+        self.workers = max(1, workers or self.cores)
         self.overwrite = overwrite
         self.show_progress = progress
 
@@ -217,7 +223,7 @@ class ShardBuilder:
                 plan = json.load(handle)
         todo = [(p, i) for p, i in zip(self.inputs, self.ids)
                 if i not in plan["videos"] or "error" in plan["videos"][i]]
-        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds): (p, i) for p, i in todo}
+        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds, self.workers): (p, i) for p, i in todo}
         for future in tqdm(cf.as_completed(futures), total=len(futures), desc="probe", unit="video",
                            disable=not self.show_progress or not futures, leave=False):
             path, vid = futures[future]
@@ -237,8 +243,7 @@ class ShardBuilder:
     def _stage_all(self, pool: cf.Executor, plan: dict[str, Any], progress: Any,
                    report: BuildReport) -> dict[str, str]:
         """Stage every unit not staged yet; return failures by unit name."""
-        jobs: list[StageJob] = []
-        expected_frames = 0
+        todo: list[tuple[VideoInfo, Unit]] = []
         for vid in self.ids:
             entry = plan["videos"][vid]
             if "error" in entry:
@@ -249,10 +254,12 @@ class ShardBuilder:
                 if is_staged(self.staging, unit):
                     report.resumed_units += 1
                     continue
-                jobs.append(StageJob(info, unit, self.staging, self.settings.short_side,
-                                     self.settings.fps_out, self.settings.staged_quality,
-                                     self.threads, self.settings.backend))
-                expected_frames += round((unit.end_s - unit.start_s) * float(info.fps))
+                todo.append((info, unit))
+        # Cores left over when there are fewer units than workers become decoder threads.
+        threads = max(1, self.cores // max(1, min(self.workers, len(todo))))
+        jobs = [StageJob(info, unit, self.staging, self.settings.short_side, self.settings.fps_out,
+                         self.settings.staged_quality, threads, self.settings.backend) for info, unit in todo]
+        expected_frames = sum(round((u.end_s - u.start_s) * float(i.fps)) for i, u in todo)
         failures: dict[str, str] = {}
         if not jobs:
             return failures
@@ -386,14 +393,16 @@ class ShardBuilder:
     def run(self) -> BuildReport:
         start = time.monotonic()
         if not self.inputs:
-            raise BuildError("no input videos given or found")
+            extra = f" ({len(self.passed_over)} other file(s) passed over: not video by extension)" \
+                if self.passed_over else ""
+            raise BuildError(f"no input videos given or found{extra}")
         if os.path.exists(self.out) and not os.path.isdir(self.out):
             raise BuildError(f"{self.out}: output path exists and is not a directory")
         if not self.overwrite:
             self._check_settings()
             finished = self._finished_manifest()
             if finished is not None:
-                report = BuildReport(self.out, finished)
+                report = BuildReport(self.out, finished, passed_over=self.passed_over)
                 report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
                 return report
         self._prepare_out()
@@ -410,6 +419,7 @@ class ShardBuilder:
                 raise BuildError(f"{self.out}: a worker process died (killed, out of memory, or a decoder "
                                  "crash); finished units are kept: re-run the same command to continue") from None
         report.seconds = time.monotonic() - start
+        report.passed_over = self.passed_over
         return report
 
     def _build(self) -> BuildReport:

@@ -52,6 +52,9 @@ def verify(directory: str, progress: bool = True) -> list[str]:
     """All problems found (empty when the directory is sound)."""
     manifest = load_manifest(directory)
     problems: list[str] = []
+    if not manifest["shards"]:
+        problems.append("manifest: the build produced no shards (no frame of any input was stored; "
+                        "its failures are listed in manifest.json)")
     for entry in tqdm(manifest["shards"], desc="verify", unit="shard", disable=not progress):
         problems.extend(_check_shard(directory, entry))
     listed = {s["name"] for s in manifest["shards"]}

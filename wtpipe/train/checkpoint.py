@@ -4,10 +4,18 @@ A checkpoint is written into ``step-XXXXXXXX.tmp-PID/`` (the shared state by the
 each rank's RNG states by that rank), then renamed; ``latest`` is replaced atomically after the
 rename, and older checkpoints are pruned only then. Loading uses ``weights_only=True``: only
 tensors and plain containers are ever unpickled.
+
+Every checkpoint lists its files' sizes and SHA-256 in ``checksums.json`` (written last, before
+the rename). A run resumes from the newest checkpoint that matches its list and loads; one that
+does not (truncated, bit-flipped, a file missing) is named in the log and set aside as
+``corrupt-step-XXXXXXXX`` (never deleted), and the previous one is tried.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import random
 import shutil
@@ -18,6 +26,14 @@ import torch
 
 from wtpipe.rundir import LATEST, STATE, completed, step_name
 from wtpipe.shards.tarwriter import TMP_MARK, write_json_atomic
+
+log = logging.getLogger(__name__)
+CHECKSUMS = "checksums.json"
+SET_ASIDE = "corrupt-"
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint whose files do not match its checksums or do not load."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -53,6 +69,8 @@ def write_rank_rng(directory: str, rank: int) -> None:
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:
     """Main process: write the shared state into ``directory``, rename it final, point ``latest``, prune."""
     torch.save(state, os.path.join(directory, STATE))
+    sums = {name: _digest(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
+    write_json_atomic(os.path.join(directory, CHECKSUMS), json.dumps(sums, indent=1))
     final = os.path.join(root, step_name(step))
     if os.path.exists(final):
         shutil.rmtree(final)
@@ -71,13 +89,85 @@ def remove_partial(root: str) -> None:
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
+def _digest(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        return {"bytes": os.fstat(handle.fileno()).st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
+
+
+def check(directory: str) -> None:
+    """Raise :class:`CorruptCheckpoint` unless every file listed in ``checksums.json`` is intact.
+
+    Checkpoints written before checksums existed are accepted if their state is there.
+    """
+    listing = os.path.join(directory, CHECKSUMS)
+    if not os.path.exists(listing):
+        if not os.path.exists(os.path.join(directory, STATE)):
+            raise CorruptCheckpoint(f"no {STATE}")
+        return
+    try:
+        with open(listing, encoding="utf-8") as handle:
+            expected = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise CorruptCheckpoint(f"{CHECKSUMS} unreadable ({err})") from None
+    for name, want in expected.items():
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            raise CorruptCheckpoint(f"{name} is missing")
+        got = _digest(path)
+        if got["bytes"] != want["bytes"]:
+            raise CorruptCheckpoint(f"{name} has {got['bytes']} bytes, {want['bytes']} written (truncated?)")
+        if got["sha256"] != want["sha256"]:
+            raise CorruptCheckpoint(f"{name} does not match its SHA-256 (corrupted on disk?)")
+
+
+def set_aside(directory: str) -> str:
+    """Rename a bad checkpoint out of the way (kept for inspection); returns the new path."""
+    root, name = os.path.split(directory)
+    target, n = os.path.join(root, SET_ASIDE + name), 1
+    while os.path.exists(target):
+        n += 1
+        target = os.path.join(root, f"{SET_ASIDE}{name}.{n}")
+    os.replace(directory, target)
+    return target
+
+
+def newest_intact(root: str) -> tuple[str, dict[str, Any]] | None:
+    """Main process: (path, shared state) of the newest checkpoint that checks and loads.
+
+    Bad ones on the way are logged and set aside, and ``latest`` is pointed at the one found
+    (removed when none is left), so that the other ranks load the same step.
+    """
+    for name in reversed(completed(root)):
+        path = os.path.join(root, name)
+        try:
+            check(path)
+            state = load_state(path)
+        except CorruptCheckpoint as err:
+            log.warning("checkpoint %s is damaged: %s; set aside as %s, trying the one before",
+                        path, err, set_aside(path))
+            continue
+        write_json_atomic(os.path.join(root, LATEST), name)
+        return path, state
+    if os.path.exists(os.path.join(root, LATEST)):
+        os.remove(os.path.join(root, LATEST))
+    return None
+
+
+def load_state(directory: str) -> dict[str, Any]:
+    """A checkpoint's shared state; a file that does not unpickle is a :class:`CorruptCheckpoint`."""
+    try:
+        return torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad bytes
+        raise CorruptCheckpoint(f"{STATE} does not load ({' '.join(str(err).split())[:200]})") from None
+
+
+def load_rank_rng(directory: str, rank: int) -> dict[str, Any] | None:
+    path = os.path.join(directory, f"rng-rank{rank}.pt")
+    return torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+
+
 def load(path: str, rank: int | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(shared state, this rank's RNG states or None) of a checkpoint directory or its state.pt."""
     directory = path if os.path.isdir(path) else os.path.dirname(path)
-    state = torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=True)
-    rng = None
-    if rank is not None:
-        rng_path = os.path.join(directory, f"rng-rank{rank}.pt")
-        if os.path.exists(rng_path):
-            rng = torch.load(rng_path, map_location="cpu", weights_only=True)
-    return state, rng
+    state = load_state(directory)
+    return state, None if rank is None else load_rank_rng(directory, rank)

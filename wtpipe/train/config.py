@@ -5,32 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from wtpipe.models.vit import ARCHS, PosInterpolation
+from wtpipe.config import to_dict
+from wtpipe.models.archs import ARCHS, PosInterpolation
 
 
 @dataclass
 class DataConfig:
     shards: str = ""  # a wtpipe-shards output directory (manifest.json)
     batch_size: int = 64  # clips per rank per micro-step
-    num_workers: int = 4
+    num_workers: int = 4  # loader processes per rank (each single-threaded; see run.threads)
     clip_frames: int = 1  # DINO: single frames
     frame_gap: int = 1  # stored frames between clip frames
-    global_size: int = 224
-    local_size: int = 96
-    local_crops: int = 8
-    global_scale: tuple[float, float] = (0.4, 1.0)
-    local_scale: tuple[float, float] = (0.05, 0.4)
+    global_size: int = 224  # pixels of the two global views
+    local_size: int = 96  # pixels of the local views
+    local_crops: int = 8  # local views per clip
+    global_scale: tuple[float, float] = (0.4, 1.0)  # area fraction of the random-resized global crops
+    local_scale: tuple[float, float] = (0.05, 0.4)  # area fraction of the local crops
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "vit_small_patch16_224"
-    drop_path_rate: float = 0.1
-    out_dim: int = 65536
-    hidden_dim: int = 2048
-    bottleneck_dim: int = 256
-    norm_last_layer: bool = True
-    use_bn_in_head: bool = False
+    arch: str = "vit_small_patch16_224"  # timm name: vit_tiny/small/base_patch16_224
+    drop_path_rate: float = 0.1  # stochastic depth of the student
+    out_dim: int = 65536  # prototypes of the projection head (K)
+    hidden_dim: int = 2048  # projection head MLP width
+    bottleneck_dim: int = 256  # projection head output before the weight-normalised last layer
+    norm_last_layer: bool = True  # fix the last layer's weight norm (DINO: True for ViT-S)
+    use_bn_in_head: bool = False  # batch norm in the projection head MLP
     pos_interpolation: PosInterpolation = "dino"  # position embeddings of other view sizes (models/vit.py)
     grad_checkpointing: bool = False  # student blocks recomputed in backward: less memory, more time
 
@@ -41,17 +42,17 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    epochs: int = 100
+    epochs: int = 100  # total steps = epochs x steps_per_epoch
     steps_per_epoch: int = 1000  # the stream is resampled: an epoch is a fixed number of steps
     lr: float = 0.0005  # at a global batch of 256; scaled linearly
-    min_lr: float = 1e-6
-    warmup_epochs: int = 10
-    weight_decay: float = 0.04
-    weight_decay_end: float = 0.4
+    min_lr: float = 1e-6  # end of the cosine decay
+    warmup_epochs: int = 10  # linear learning-rate warm-up
+    weight_decay: float = 0.04  # start of the cosine weight-decay schedule
+    weight_decay_end: float = 0.4  # its end
     clip_grad: float = 3.0  # per parameter; 0 turns clipping off
     freeze_last_layer: int = 1  # epochs
-    momentum_teacher: float = 0.996
-    grad_accum: int = 1
+    momentum_teacher: float = 0.996  # teacher EMA momentum at step 0, cosine to 1
+    grad_accum: int = 1  # micro-steps per optimizer step
 
     @property
     def total_steps(self) -> int:
@@ -60,30 +61,31 @@ class OptimConfig:
 
 @dataclass
 class MethodConfig:
-    name: Literal["dino", "dora"] = "dino"
-    student_temp: float = 0.1
-    teacher_temp: float = 0.04
-    warmup_teacher_temp: float = 0.04
-    warmup_teacher_temp_epochs: int = 0
-    center_momentum: float = 0.9
-    # DoRA only
-    num_objects: int = 3  # k heads -> k object prototypes
-    head_choice: Literal["random", "clustered"] = "random"  # official: k random heads per batch
-    sinkhorn_epsilon: float = 0.05
-    sinkhorn_iterations: int = 30
-    faithful: bool = False  # reproduce the official code's loss quirks (README)
+    name: Literal["dino", "dora"] = "dino"  # the method plug-in
+    student_temp: float = 0.1  # softmax temperature of the student outputs
+    teacher_temp: float = 0.04  # teacher temperature after its warm-up
+    warmup_teacher_temp: float = 0.04  # teacher temperature at step 0
+    warmup_teacher_temp_epochs: int = 0  # linear teacher-temperature warm-up
+    center_momentum: float = 0.9  # EMA of the teacher centre
+    # DoRA only (DORA_ONLY below)
+    num_objects: int = 3  # DoRA: k heads -> k object prototypes
+    head_choice: Literal["random", "clustered"] = "random"  # DoRA: official picks k random heads per batch
+    sinkhorn_epsilon: float = 0.05  # DoRA: entropy weight of the Sinkhorn prototype refinement
+    sinkhorn_iterations: int = 30  # DoRA: Sinkhorn-Knopp iterations
+    faithful: bool = False  # DoRA: reproduce the official code's loss quirks (README)
 
 
 @dataclass
 class RunConfig:
-    output_dir: str = "runs/default"
-    seed: int = 0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    output_dir: str = "runs/default"  # checkpoints, logs, pictures, backbone.safetensors
+    seed: int = 0  # weights, data stream and augmentations are functions of it
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the forward passes
     checkpoint_every: int = 500  # steps
-    keep_last: int = 3
-    log_every: int = 10
+    keep_last: int = 3  # checkpoints kept (older ones are pruned)
+    log_every: int = 10  # steps between rows of scalars.csv and the loss shown on the bar
     max_steps: int | None = None  # stop early (smoke runs); schedules keep the full length
     viz_every: int = 0  # DoRA: write mask pictures to RUN/viz every N steps (0: only at the end)
+    threads: int = 0  # intra-op threads; 0: OMP_NUM_THREADS if set, else cores per rank - loader workers
 
 
 @dataclass
@@ -91,7 +93,7 @@ class EvalConfig:
     """Frozen-feature checks of the teacher during training (``wtpipe-eval``'s cheap tasks)."""
 
     every: int = 0  # steps between evaluations; 0: never
-    tasks: tuple[Literal["knn", "discover"], ...] = ("knn", "discover")
+    tasks: tuple[Literal["knn", "discover"], ...] = ("knn", "discover")  # run at each evaluation
     knn_data: str = ""  # ImageFolder with train/ and val/
     discover_data: str = ""  # VOC folder or COCO json
 
@@ -114,7 +116,7 @@ class TrainConfig:
 
 # Settings that change how a run is executed or observed, not what it computes: a checkpoint
 # may be resumed with different values of these.
-NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"),
+NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"), ("run", "threads"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
                     ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing"),
                     *(("eval", f.name) for f in fields(EvalConfig))}
@@ -131,6 +133,19 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             if old != current[section][key]:
                 diffs.append(f"{section}.{key}: {old} -> {current[section][key]}")
     return diffs
+
+
+DORA_ONLY = {("method", "num_objects"), ("method", "head_choice"), ("method", "sinkhorn_epsilon"),
+             ("method", "sinkhorn_iterations"), ("method", "faithful")}
+
+
+def relevant(config: TrainConfig) -> dict[str, Any]:
+    """The config as saved next to a run for people: without the keys its method does not read."""
+    data = to_dict(config)
+    if config.method.name != "dora":
+        for section, key in DORA_ONLY:
+            data[section].pop(key)
+    return data
 
 
 def section_names() -> list[str]:

@@ -24,17 +24,32 @@ def weights_info(config: dict, step: int) -> WeightsInfo:
     return info_for(model["arch"], model.get("pos_interpolation", "dino"), step)
 
 
-def export_checkpoint(path: str, out: str | None = None) -> str:
-    """Export from a checkpoint directory (default: next to its state), or from a run directory
-    (its latest checkpoint; default: ``RUN/backbone.safetensors``)."""
-    ckpt = path
+class ExportError(Exception):
+    """Nothing to export, or a target that would be overwritten; the message names the path."""
+
+
+def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False) -> str:
+    """Export from a checkpoint directory (default: into it), or from a run directory (its
+    newest checkpoint; default: ``RUN/backbone.safetensors``). An existing ``out`` is replaced
+    only with ``overwrite``; a checkpoint's own copy, written with it, is reported and kept."""
+    if not os.path.exists(path):
+        raise ExportError(f"{path}: no such file or directory")
+    ckpt, default = path, None
     if os.path.isdir(os.path.join(path, rundir.CHECKPOINTS)):
         ckpt = rundir.latest(os.path.join(path, rundir.CHECKPOINTS))
         if ckpt is None:
-            raise FileNotFoundError(f"{path}: no finished checkpoint")
-        out = out or os.path.join(path, rundir.BACKBONE)
-    if not os.path.exists(os.path.join(ckpt, rundir.STATE)):
-        raise FileNotFoundError(f"{path}: neither a run directory nor a checkpoint directory (no {rundir.STATE})")
-    state, _ = checkpoint.load(ckpt)
-    out = out or os.path.join(ckpt, rundir.BACKBONE)
-    return save_backbone(backbone_state(state["teacher"]), out, weights_info(state["config"], int(state["step"])))
+            raise ExportError(f"{path}: the run has no finished checkpoint yet")
+        default = os.path.join(path, rundir.BACKBONE)
+    elif not os.path.exists(os.path.join(path, rundir.STATE)):
+        raise ExportError(f"{path}: neither a run directory (with {rundir.CHECKPOINTS}/) "
+                          f"nor a checkpoint directory (with {rundir.STATE})")
+    target = out or default or os.path.join(ckpt, rundir.BACKBONE)
+    if os.path.exists(target) and not overwrite:
+        if out is None and default is None:
+            return target  # the checkpoint's own copy, written from this very state
+        raise ExportError(f"{target} exists; pass --overwrite to replace it, or --out another file")
+    try:
+        state = checkpoint.load_state(ckpt)
+    except checkpoint.CorruptCheckpoint as err:
+        raise ExportError(f"{ckpt}: {err}") from None
+    return save_backbone(backbone_state(state["teacher"]), target, weights_info(state["config"], int(state["step"])))

@@ -6,11 +6,6 @@ from __future__ import annotations
 import csv
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s",
            "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost"]
 
@@ -21,14 +16,15 @@ class ScalarLog:
 
         self.csv_path = os.path.join(output_dir, "scalars.csv")
         self._trim(start_step)
-        self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=start_step)
+        self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=start_step + 1)
 
     def _trim(self, start_step: int) -> None:
-        """Drop rows a killed run logged after its last checkpoint: they are about to be redone."""
+        """Drop rows a killed run logged after its last checkpoint: they are about to be redone.
+        The checkpoint's own step was logged before it was saved, so its row stays."""
         rows = []
         if os.path.exists(self.csv_path):
             with open(self.csv_path, newline="", encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if int(r["step"]) < start_step]
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start_step]
         with open(self.csv_path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, COLUMNS)
             writer.writeheader()
@@ -46,6 +42,11 @@ class ScalarLog:
 
 
 def plot_loss(csv_path: str, png_path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     with open(csv_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:

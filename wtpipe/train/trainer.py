@@ -14,26 +14,28 @@ import time
 from typing import Any
 
 import torch
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
 import wtpipe.methods.dino  # noqa: F401  (registers the methods)
 import wtpipe.methods.dora  # noqa: F401
-from wtpipe.config import to_dict, to_yaml
+from wtpipe.config import to_dict
 from wtpipe.data.index import ShardIndex
-from wtpipe.data.loader import ClipDataset, make_loader
+from wtpipe.data.loader import ClipDataset, make_loader, running
 from wtpipe.methods.base import METHODS
 from wtpipe.ops.ema import ema_update
 from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_grads
 from wtpipe.ops.schedules import cosine
 from wtpipe import rundir
 from wtpipe.train import checkpoint
-from wtpipe.train.config import TrainConfig, config_differences
+from wtpipe.train.config import TrainConfig, config_differences, relevant
 from wtpipe.models.weights import save_backbone
 from wtpipe.train.export import backbone_state, weights_info
 from wtpipe.train.logs import ScalarLog, plot_loss
-from wtpipe.train.preemption import StopRequest
+from wtpipe.train.resources import thread_budget
+from wtpipe.train.stopping import StopRequest, die_with_launcher
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,14 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        die_with_launcher()
+        self.index = ShardIndex.build(config.data.shards)  # before anything is created: bad shards fail fast
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
                                        mixed_precision=config.run.mixed_precision)
         self.rank = self.accelerator.process_index
+        self.threads = thread_budget(config.run.threads, config.data.num_workers,
+                                     int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(self.threads)
         self.out = config.run.output_dir
         self.ckpt_root = os.path.join(self.out, "checkpoints")
         set_seed(config.run.seed)  # identical initial weights on every rank
@@ -64,20 +71,27 @@ class Trainer:
         self.student, self.optimizer = self.accelerator.prepare(self.method.student, optimizer)
         self.method.to(self.accelerator.device)
         world = self.accelerator.num_processes
-        global_batch = config.data.batch_size * world * config.optim.grad_accum
-        self.base_lr = config.optim.lr * global_batch / 256.0
+        self._clips_per_step = config.data.batch_size * world * config.optim.grad_accum
+        self.base_lr = config.optim.lr * self._clips_per_step / 256.0  # linear scaling with the global batch
         self.start_step, self._rng = self._resume()
+        self._started = time.monotonic()
 
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> tuple[int, dict[str, Any] | None]:
-        """Load the latest checkpoint, if any: (its step, this rank's RNG states to restore)."""
+        """Load the newest intact checkpoint, if any: (its step, this rank's RNG states to restore).
+
+        The main process checks and chooses (setting damaged ones aside); the others follow ``latest``.
+        """
+        found = None
         if self.accelerator.is_main_process:
             checkpoint.remove_partial(self.ckpt_root)
+            found = checkpoint.newest_intact(self.ckpt_root)
         self.accelerator.wait_for_everyone()
-        path = rundir.latest(self.ckpt_root)
+        path = found[0] if found else rundir.latest(self.ckpt_root)
         if path is None:
             return 0, None
-        state, rng = checkpoint.load(path, self.rank)
+        state = found[1] if found else checkpoint.load_state(path)
+        rng = checkpoint.load_rank_rng(path, self.rank)
         diffs = config_differences(state["config"], to_dict(self.config))
         if diffs:
             raise ResumeError(f"{path} was written by a run with another config ({'; '.join(diffs)}); "
@@ -182,36 +196,59 @@ class Trainer:
         return total
 
     def run(self) -> dict[str, Any]:
+        """Train to the end (or to ``run.max_steps``, or until asked to stop); a summary dict."""
         cfg, acc = self.config, self.accelerator
         end = cfg.optim.total_steps if cfg.run.max_steps is None else min(cfg.optim.total_steps, cfg.run.max_steps)
         if acc.is_main_process:
             os.makedirs(self.out, exist_ok=True)
             with open(os.path.join(self.out, "config.yaml"), "w", encoding="utf-8") as handle:
-                handle.write(to_yaml(cfg))
+                handle.write(yaml.safe_dump(relevant(cfg), sort_keys=False))
+            log.info("%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+                     self.threads, cfg.data.num_workers, acc.num_processes, self.start_step, end)
         logs = ScalarLog(self.out, self.start_step) if acc.is_main_process else None
-        index = ShardIndex.build(cfg.data.shards)
-        dataset = ClipDataset(index, cfg.data.clip_frames, cfg.data.frame_gap, self.method.views())
-        loader = make_loader(dataset, cfg.data.batch_size, cfg.run.seed, self.rank,
-                             self.start_step * cfg.optim.grad_accum, cfg.data.num_workers, self.method.collate)
-        batches = iter(loader)
+        dataset = ClipDataset(self.index, cfg.data.clip_frames, cfg.data.frame_gap, self.method.views())
+        stop = StopRequest()  # before the loader forks its workers (they ignore the stop signals)
+        try:
+            loader = make_loader(dataset, cfg.data.batch_size, cfg.run.seed, self.rank,
+                                 self.start_step * cfg.optim.grad_accum, cfg.data.num_workers, self.method.collate)
+            with running(loader) as batches:
+                step, stopped, loss = self._loop(batches, dataset, logs, stop, end)
+        finally:
+            stop.restore()
+            if logs is not None:
+                logs.close()
+        if acc.is_main_process and not stopped:
+            self._write_backbone(os.path.join(self.out, rundir.BACKBONE), step)
+        acc.wait_for_everyone()
+        seconds = time.monotonic() - self._started
+        trained = step - self.start_step
+        return {"main": acc.is_main_process, "step": step, "end": end, "start_step": self.start_step, "stopped": stopped,
+                "signal": stop.signal_name, "loss": loss, "seconds": seconds,
+                "clips_per_s": trained * self._clips_per_step / seconds if seconds > 0 else 0.0,
+                "output_dir": self.out, "checkpoint": rundir.latest(self.ckpt_root),
+                "skipped_shards": self.index.skipped, "sample_failures": dataset.failures}
+
+    def _loop(self, batches: Any, dataset: ClipDataset, logs: ScalarLog | None, stop: StopRequest,
+              end: int) -> tuple[int, bool, float]:
+        """The steps: (last step done, stopped by a signal, last logged mean loss)."""
+        cfg, acc = self.config, self.accelerator
         self._seed_training_rng()
-        stop = StopRequest()
         bar = tqdm(total=end, initial=self.start_step, desc="train", unit="step", disable=not acc.is_main_process)
-        clips_per_step = cfg.data.batch_size * acc.num_processes * cfg.optim.grad_accum
-        step, last_time, stopped = self.start_step, time.monotonic(), False
+        step, last_step, last_time = self.start_step, self.start_step, time.monotonic()
+        stopped, mean_loss = False, float("nan")
         while step < end:
             lr, wd, momentum = self._set_schedules(step)
             loss = self._step(batches, step)
             ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
             step += 1
+            bar.update(1)
             evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
             if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
                 mean_loss = acc.reduce(loss, "mean").item()
                 now = time.monotonic()
-                rate = clips_per_step * (step - bar.n) / max(now - last_time, 1e-9)
-                last_time = now
+                rate = self._clips_per_step * (step - last_step) / max(now - last_time, 1e-9)
+                last_step, last_time = step, now
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
-                bar.update(step - bar.n)
                 if logs is not None:
                     logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
                                       "wd": wd, "momentum": momentum, "clips_per_s": rate, **(evaluated or {})})
@@ -225,12 +262,4 @@ class Trainer:
             if stopped:
                 break
         bar.close()
-        if logs is not None:
-            logs.close()
-        if acc.is_main_process and not stopped:
-            self._write_backbone(os.path.join(self.out, rundir.BACKBONE), step)
-        acc.wait_for_everyone()
-        if stopped and acc.is_main_process:
-            log.warning("stopped by %s after step %d; re-run the same command to resume", stop.signal_name, step)
-        return {"step": step, "stopped": stopped, "skipped_shards": index.skipped,
-                "sample_failures": dataset.failures}
+        return step, stopped, mean_loss

@@ -27,6 +27,9 @@ def encode_h264(frames: list[np.ndarray], fps: Fraction, crf: int = 20) -> bytes
 
 
 def decode_clip(data: bytes) -> list[np.ndarray]:
-    """All frames of an encoded clip as RGB arrays."""
+    """All frames of an encoded clip as RGB arrays, on one thread: it runs in a loader worker,
+    one of several sharing the cores with the training process."""
     with av.open(io.BytesIO(data)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        return [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
