@@ -82,3 +82,18 @@ def eval_data(sources) -> str:
     from wtpipe.eval import sample_data
 
     return sample_data.build()
+
+
+@pytest.fixture(scope="session")
+def reference_run(train_shards, tmp_path_factory):
+    """An uninterrupted tiny DINO run (output dir, completed process) that interrupted ones must match."""
+    from tests.train.runs import ENV, run, train_cmd
+
+    out = str(tmp_path_factory.mktemp("ref") / "run")
+    env = {**ENV, "MPLCONFIGDIR": str(tmp_path_factory.mktemp("mpl"))}  # matplotlib builds its font cache
+    return out, run(train_cmd(train_shards, out), env)
+
+
+@pytest.fixture(scope="session")
+def reference(reference_run) -> str:
+    return reference_run[0]

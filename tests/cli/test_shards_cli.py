@@ -57,3 +57,20 @@ def test_changed_settings_are_refused_with_exit_code_2(tmp_path):
     assert cli("build", SAMPLE, "--out", out, "--quiet", "--fps", "1").returncode == 0
     refused = cli("build", SAMPLE, "--out", out, "--quiet", "--fps", "2")
     assert refused.returncode == 2 and "--overwrite" in refused.stderr and "fps: 1 -> 2" in refused.stderr
+
+
+def test_files_in_an_input_folder_that_are_not_videos_are_named(tmp_path, bad):
+    folder = tmp_path / "walks"
+    folder.mkdir()
+    for name in (SAMPLE, bad["still_image"], bad["audio_only"]):
+        os.symlink(os.path.abspath(name), folder / os.path.basename(name))
+    result = cli("build", str(folder), "--out", str(tmp_path / "o"), "--quiet", "--fps", "1")
+    assert result.returncode == 0, result.stderr
+    assert "passed over 2 file(s)" in result.stdout and "still.png" in result.stdout and "tone.m4a" in result.stdout
+
+
+def test_verify_fails_a_build_that_produced_no_shards(tmp_path, bad):
+    out = str(tmp_path / "o")
+    assert cli("build", bad["random_bytes"], "--out", out, "--quiet").returncode == 1
+    result = cli("verify", out, "--quiet")
+    assert result.returncode == 1 and "produced no shards" in result.stderr and "OK" not in result.stdout

@@ -226,3 +226,15 @@ def test_units_that_fail_are_reported_then_retried_on_rerun(build, media, source
     assert report.problems == []
     for name in [*shard_names(reference), "manifest.json"]:
         assert open(os.path.join(out, name), "rb").read() == open(os.path.join(reference, name), "rb").read()
+
+
+def test_a_short_video_still_gives_every_worker_a_unit():
+    from wtpipe.shards.build import unit_length
+    from wtpipe.video.probe import probe
+    from wtpipe.video.units import plan_units
+
+    assert unit_length(300, 80, 2) == 40 and unit_length(300, 80, 16) == 10  # never below 10 s
+    assert unit_length(5, 80, 2) == 5 and unit_length(300, 3600, 2) == 300
+    sample = os.path.join(os.path.dirname(__file__), "..", "..", "wtpipe", "assets", "vtest.mp4")
+    info = probe(sample)  # 80 s: one default 300-s unit would leave a second worker idle
+    assert len(plan_units(info, "v", unit_length(300, info.duration_s, 2))) >= 2

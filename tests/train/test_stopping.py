@@ -15,8 +15,6 @@ from wtpipe.train.resources import thread_budget
 
 from .runs import (assert_bit_identical, ddp_cmd, descendants, final_state, logged_steps, run, start, train_cmd,
                    wait_gone)
-from .test_trainer import reference  # noqa: F401  (module fixture: the uninterrupted run)
-from .test_trainer import reference_run  # noqa: F401
 
 WORKERS = "data.num_workers=2"  # loader workers in the group: they must neither die nor hang the exit
 

@@ -18,18 +18,6 @@ from wtpipe import rundir
 
 from .runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, kill_at, logged_steps, run, train_cmd
 
-@pytest.fixture(scope="module")
-def reference_run(train_shards, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("ref") / "run")
-    env = {**ENV, "MPLCONFIGDIR": str(tmp_path_factory.mktemp("mpl"))}  # matplotlib builds its font cache
-    return out, run(train_cmd(train_shards, out), env)
-
-
-@pytest.fixture(scope="module")
-def reference(reference_run):
-    return reference_run[0]
-
-
 def test_a_run_leaves_what_a_person_wants(reference):
     names = set(os.listdir(reference))
     assert {"config.yaml", "scalars.csv", "loss.png", "backbone.safetensors", "tensorboard", "checkpoints"} <= names

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from wtpipe.cli import make_parser
 from wtpipe.shards.settings import BuildSettings
-from wtpipe.shards.writer import FRAME_FORMATS
-from wtpipe.video.decode import BACKENDS
+from wtpipe.shards import FRAME_FORMATS
+from wtpipe.video import BACKENDS
 
 if TYPE_CHECKING:
     from wtpipe.shards.build import BuildReport

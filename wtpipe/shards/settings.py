@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Any
 
-from wtpipe.shards.writer import FRAME_FORMATS
+from wtpipe.shards import FRAME_FORMATS
 from wtpipe.video.dead import DeadThresholds
-from wtpipe.video.decode import BACKENDS
+from wtpipe.video import BACKENDS
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from wtpipe.shards.tarwriter import AtomicTarWriter
 from wtpipe.video.clipcodec import encode_h264
 
 Member = tuple[str, bytes]
-FRAME_FORMATS = ("jpg", "mp4")
+from wtpipe.shards import FRAME_FORMATS  # noqa: F401  (re-exported)
 
 
 def sample_members(segment: Segment, header: dict[str, Any], frame_format: str) -> list[Member]:

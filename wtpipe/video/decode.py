@@ -21,7 +21,7 @@ from wtpipe.video.grid import FrameGrid
 from wtpipe.video.probe import VideoInfo, describe_error
 from wtpipe.video.units import Unit
 
-BACKENDS = ("pyav", "decord")
+from wtpipe.video import BACKENDS  # noqa: F401  (re-exported)
 DECORD_CODECS = ("h264", "hevc")
 
 
