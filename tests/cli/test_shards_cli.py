@@ -23,7 +23,10 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
     assert done.value.code == 0
-    assert "usage: wtpipe-shards" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: wtpipe-shards" in out
+    description = out.split("\n\n")[1]  # the paragraph after the usage lines says what it does
+    assert not description.startswith(("positional", "options")) and len(description) > 30
 
 
 def test_demo_on_the_bundled_clip(tmp_path):
