@@ -13,6 +13,7 @@ COMMANDS = {
     "export": ("wtpipe.cli.export", "write a run's or checkpoint's teacher backbone as safetensors"),
     "eval": ("wtpipe.cli.eval", "frozen-backbone evaluation: knn, linear, discover, davis"),
     "viz": ("wtpipe.cli.viz", "pictures of a checkpoint: DoRA's tracked object masks"),
+    "submit": ("wtpipe.cli.submit", "run any of these as a SLURM job (multi-node, requeued on time-out)"),
 }
 
 

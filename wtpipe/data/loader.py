@@ -125,7 +125,7 @@ def quiet_worker(worker_id: int) -> None:
     process group. The main process decides when to stop and shuts its workers down; a worker
     killed first would fail the run ("DataLoader worker killed by signal") before it could save.
     (PyTorch already runs each worker with one intra-op thread.)"""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
 
 

@@ -86,6 +86,7 @@ class RunConfig:
     max_steps: int | None = None  # stop early (smoke runs); schedules keep the full length
     viz_every: int = 0  # DoRA: write mask pictures to RUN/viz every N steps (0: only at the end)
     threads: int = 0  # intra-op threads; 0: OMP_NUM_THREADS if set, else cores per rank - loader workers
+    dist_timeout_minutes: float = 10.0  # a collective waiting this long on a dead rank fails the job
 
 
 @dataclass
@@ -117,6 +118,7 @@ class TrainConfig:
 # Settings that change how a run is executed or observed, not what it computes: a checkpoint
 # may be resumed with different values of these.
 NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("run", "output_dir"), ("run", "threads"),
+                    ("run", "dist_timeout_minutes"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
                     ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing"),
                     *(("eval", f.name) for f in fields(EvalConfig))}

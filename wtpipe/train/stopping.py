@@ -1,8 +1,9 @@
 """Stopping a run cleanly, whoever asks and however the signal arrives.
 
-Ctrl-C (SIGINT), ``kill``/a scheduler (SIGTERM) and SLURM's warning before the time limit
-(SIGUSR1) usually reach the whole process group, and under torchrun each rank gets them again
-from the launcher. The first one only sets a flag: at the next step boundary every rank agrees
+Ctrl-C (SIGINT), ``kill``/a scheduler's preemption (SIGTERM), a user's ``scancel
+--signal=USR1`` and SLURM's warning before the time limit (SIGUSR2, as submitit asks for it)
+usually reach the whole process group or every task, and under torchrun each rank gets them
+again from the launcher. The first one only sets a flag: at the next step boundary every rank agrees
 on it (a MAX all-reduce), saves the same step and returns, so nothing is lost and the same
 command resumes. A second SIGINT means "now" (KeyboardInterrupt; the last checkpoint stands).
 Loader workers ignore these signals (``wtpipe.data.loader``): the main process shuts them down.
@@ -20,15 +21,23 @@ import torch.distributed as dist
 
 from wtpipe.process import die_with_parent
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+CONTINUE_SIGNALS = ("SIGUSR2",)  # SLURM's warning before the time limit (submitit's): the job goes on
 
 
 class StopRequest:
-    """Installs the stop handlers until :meth:`restore`; ``requested`` is this rank's own view."""
+    """Installs the stop handlers until :meth:`restore`; ``requested`` is this rank's own view.
+
+    ``StopRequest.last`` names the signal that stopped the latest run in this process ("" if
+    none), for the cluster job that decides whether to requeue (``wtpipe.cluster``).
+    """
+
+    last = ""
 
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
         self.requested = False
         self.signal_name = ""
+        StopRequest.last = ""
         self._previous = {sig: signal.signal(sig, self._handle) for sig in signals}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -36,7 +45,7 @@ class StopRequest:
             raise KeyboardInterrupt
         if not self.requested:
             self.requested = True
-            self.signal_name = signal.Signals(signum).name
+            self.signal_name = StopRequest.last = signal.Signals(signum).name
             again = "; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""
             os.write(sys.stderr.fileno(), f"\n{self.signal_name}: saving at the end of this step{again}\n".encode())
 
@@ -45,7 +54,10 @@ class StopRequest:
         flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        agreed = bool(flag.item())
+        if agreed and not self.requested:  # another rank got the signal: stop for its reason
+            self.requested, self.signal_name = True, "a signal to another rank"
+        return agreed
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():

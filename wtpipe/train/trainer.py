@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import InitProcessGroupKwargs, set_seed
 from tqdm import tqdm
 
 import wtpipe.methods.dino  # noqa: F401  (registers the methods)
@@ -57,8 +58,9 @@ class Trainer:
         self.config = config
         die_with_launcher()
         self.index = ShardIndex.build(config.data.shards)  # before anything is created: bad shards fail fast
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
-                                       mixed_precision=config.run.mixed_precision)
+        timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=config.run.dist_timeout_minutes))
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.run.mixed_precision,
+                                       kwargs_handlers=[timeout])
         self.rank = self.accelerator.process_index
         self.threads = thread_budget(config.run.threads, config.data.num_workers,
                                      int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

@@ -1,0 +1,140 @@
+"""wtpipe submit on a real two-node Slurm started on this machine (tools/slurm_local.sh): a 2-node
+DDP run equals the same run under torchrun; preempted (scontrol requeue) and warned before the
+time limit (SIGUSR2), it resumes in the same job id and still ends bit-identical."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.train.runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """The local cluster, started if it can be; skipped (with the reason) where it cannot."""
+    if os.geteuid() != 0:
+        pytest.skip("the local Slurm needs root (tools/slurm_local.sh)")
+    if shutil.which("slurmctld") is None:
+        pytest.skip("Slurm is not installed (apt-get install slurmctld slurmd slurm-client munge)")
+    script = os.path.join(ROOT, "tools", "slurm_local.sh")
+    was_running = subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0
+    started = subprocess.run(["bash", script, "start"], capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.skip(f"the local Slurm did not start: {started.stderr.strip()[-500:]}")
+    yield started.stdout
+    if not was_running:
+        subprocess.run(["bash", script, "stop"], capture_output=True)
+
+
+def submit(shards: str, out: str, logs: str, *extra: str) -> str:
+    cmd = [sys.executable, "-m", "wtpipe.cli.main", "submit", "train", f"data.shards={shards}",
+           f"run.output_dir={out}", *TINY, *extra, "--nodes", "2", "--cpu", "--cpus-per-task", "1",
+           "--time", "10", "--logs", logs]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("submitted job ") and "scancel --signal=USR1" in result.stdout
+    return first.split()[2].rstrip(":")
+
+
+def squeue(job: str) -> str:
+    """The job's state ("" once it has left the queue)."""
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def wait_until(predicate, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def rows(out: str) -> int:
+    path = os.path.join(out, "scalars.csv")
+    return len(open(path).read().splitlines()) - 1 if os.path.exists(path) else 0
+
+
+def job_log(logs: str, job: str) -> str:
+    folder = os.path.join(logs, job)
+    return "".join(open(os.path.join(folder, n)).read() for n in sorted(os.listdir(folder)) if n.endswith((".out", ".err")))
+
+
+def test_dry_run_prints_the_sbatch_script_for_the_options_given(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", "train", "--config",
+                             "configs/tiny_cpu.yaml", "--nodes", "3", "--gpus-per-node", "8", "--time", "120",
+                             "--partition", "gpu", "--account", "proj", "--qos", "high", "--mem", "64",
+                             "--constraint", "h100", "--signal-lead", "300", "--slurm", "exclude=n7",
+                             "--after", "1234", "--logs", str(tmp_path), "--dry-run"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for line in ("--nodes=3", "--ntasks-per-node=8", "--gpus-per-node=8", "--time=120", "--partition=gpu",
+                 "--account=proj", "--qos=high", "--mem=64GB", "--constraint=h100", "--signal=USR2@300",
+                 "--exclude=n7", "--dependency=afterok:1234"):
+        assert f"#SBATCH {line}" in result.stdout, line
+    assert not os.listdir(tmp_path)  # nothing submitted
+
+
+@pytest.mark.slow
+def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slurm, train_shards, tmp_path):
+    ref, plain, out, logs = (str(tmp_path / n) for n in ("ref", "plain", "run", "logs"))
+    slow = ("data.global_size=64", "run.checkpoint_every=100")  # steps long enough to land signals in
+    run(ddp_cmd(train_shards, ref, 29641, *slow))
+    job = submit(train_shards, plain, logs, *slow)
+    wait_until(lambda: squeue(job) == "")
+    assert_bit_identical(final_state(ref), final_state(plain))
+    assert os.path.exists(os.path.join(plain, "backbone.safetensors"))
+
+    job = submit(train_shards, out, logs, *slow)
+    wait_until(lambda: rows(out) >= 1)
+    subprocess.run(["scontrol", "requeue", job], check=True)  # what preemption does
+    wait_until(lambda: "resuming from" in job_log(logs, job) and rows(out) >= 3)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # the warning before the time limit
+    wait_until(lambda: squeue(job) == "")
+    text = job_log(logs, job)
+    assert "requeueing job" in text and text.count("resuming from") >= 2, text[-3000:]
+    assert_bit_identical(final_state(ref), final_state(out))
+    assert logged_steps(out) == logged_steps(ref)
+
+    killed = str(tmp_path / "killed")
+    job = submit(train_shards, killed, logs, *slow, "run.checkpoint_every=2", "run.dist_timeout_minutes=1")
+    wait_until(lambda: rows(killed) >= 2)
+    os.kill(task_pid(job, 1), 9)  # one rank dies: its peer must fail, not hang
+    started = time.monotonic()
+    wait_until(lambda: squeue(job) == "", timeout=120)
+    assert time.monotonic() - started < 90
+    job = submit(train_shards, killed, logs, *slow, "run.checkpoint_every=2", "run.dist_timeout_minutes=1")
+    wait_until(lambda: squeue(job) == "")
+    assert "resuming from" in job_log(logs, job)
+    assert_bit_identical(final_state(ref), final_state(killed))
+
+
+def task_pid(job: str, rank: int) -> int:
+    """The pid of task ``rank`` of a running job (from the processes' environments)."""
+    for name in os.listdir("/proc"):
+        try:
+            environ = open(f"/proc/{name}/environ", "rb").read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"SLURM_JOB_ID={job}".encode() in environ and f"SLURM_PROCID={rank}".encode() in environ \
+                and any(b"submitit" in part for part in open(f"/proc/{name}/cmdline", "rb").read().split(b"\0")):
+            return int(name)
+    raise AssertionError(f"no task {rank} of job {job}")
+
+
+def test_local_executor_runs_the_tiny_config(train_shards, tmp_path):
+    out = str(tmp_path / "run")
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", "train", "--config",
+                             "configs/tiny_cpu.yaml", f"data.shards={train_shards}", f"run.output_dir={out}",
+                             "run.max_steps=4", "data.num_workers=0", "--local", "--cpu", "--logs",
+                             str(tmp_path / "logs")], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finished" in result.stdout and final_state(out)["step"] == 4

@@ -1,0 +1,72 @@
+"""Submit a wtpipe command as a SLURM job (or to submitit's local executor): resources in, job out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from wtpipe.cluster.task import Command
+
+
+@dataclass
+class Resources:
+    """What a job asks SLURM for; one task per GPU (or ``tasks_per_node`` CPU tasks)."""
+
+    nodes: int = 1
+    gpus_per_node: int = 0  # 0: CPU tasks
+    tasks_per_node: int = 1  # used when gpus_per_node is 0; else one task per GPU
+    cpus_per_task: int = 2
+    time_minutes: int = 60
+    mem_gb: float = 0.0  # 0: the partition's default
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    signal_lead_s: int = 90  # SIGUSR2 this long before the time limit: save and requeue
+    job_name: str = "wtpipe"
+    after: str = ""  # a job id this one waits for (afterok)
+    slurm: dict[str, str] = field(default_factory=dict)  # any other sbatch option, e.g. {"exclude": "n3"}
+
+    @property
+    def tasks(self) -> int:
+        return self.gpus_per_node or self.tasks_per_node
+
+    def parameters(self) -> dict[str, Any]:
+        """submitit AutoExecutor parameters (its ``slurm_`` prefix for SLURM-only ones)."""
+        extra = dict(self.slurm)
+        if self.after:
+            extra["dependency"] = f"afterok:{self.after}"
+        params: dict[str, Any] = {"nodes": self.nodes, "tasks_per_node": self.tasks, "cpus_per_task": self.cpus_per_task,
+                                  "timeout_min": self.time_minutes, "name": self.job_name,
+                                  "slurm_signal_delay_s": self.signal_lead_s, "slurm_additional_parameters": extra}
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(self, key):
+                params[f"slurm_{key}"] = getattr(self, key)
+        return params
+
+
+def executor(folder: str, resources: Resources, local: bool = False) -> Any:
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), cluster="local" if local else "slurm")
+    params = resources.parameters()
+    if local:
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    ex.update_parameters(**params)
+    return ex
+
+
+def sbatch_script(folder: str, resources: Resources) -> str:
+    """The sbatch file SLURM would get (for ``--dry-run``); nothing is submitted."""
+    ex = executor(folder, resources)
+    return ex._executor._make_submission_file_text("python -u -m submitit.core._submit ...", "DRY-RUN")
+
+
+def submit(command: str, argv: list[str], folder: str, resources: Resources, local: bool = False) -> Any:
+    """Submit ``wtpipe COMMAND ARGV`` and return the submitit job."""
+    return executor(folder, resources, local).submit(Command(command, list(argv)))
