@@ -37,7 +37,7 @@ def test_version_help_and_unknown_commands():
 
 @pytest.mark.parametrize("args", [["train", "--help"], ["train", "optim.lrr=1"], ["eval", "knn", "--help"],
                                   ["eval", "knn", "--weights", "w", "--data", "d", "kk=1"], ["export", "--help"],
-                                  ["viz", "masks", "--help"], ["shards", "info", "--help"],
+                                  ["viz", "masks", "--help"], ["shards", "info", "--help"], ["submit", "--help"],
                                   ["train", "--config", "configs/tiny_cpu.yaml", "--print-config"]])
 def test_help_and_config_errors_import_nothing_heavy(args):
     """What makes --help take 15 s is importing torch & co.; none of them may load before work starts."""
