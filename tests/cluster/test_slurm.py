@@ -138,3 +138,29 @@ def test_local_executor_runs_the_tiny_config(train_shards, tmp_path):
                              str(tmp_path / "logs")], capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "finished" in result.stdout and final_state(out)["step"] == 4
+
+
+def submit_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", *args], capture_output=True,
+                          text=True, cwd=ROOT)
+
+
+def test_a_job_file_gives_the_resources_and_the_command_line_overrides_them():
+    result = submit_cli("jobs/dora_vits16_wt.yaml", "--time", "60", "run.max_steps=10", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for line in ("--nodes=2", "--gpus-per-node=8", "--ntasks-per-node=8", "--cpus-per-task=10", "--time=60",
+                 "--signal=USR2@300", "--job-name=dora-vits16-wt"):
+        assert f"#SBATCH {line}" in result.stdout, line
+    assert result.stdout.rstrip().endswith("run.mixed_precision=bf16 run.max_steps=10")
+    assert submit_cli("jobs/dino_tiny_cpu.yaml", "--dry-run").returncode == 0
+
+
+def test_mistakes_are_refused_before_anything_waits_in_the_queue(tmp_path):
+    typo = submit_cli("train", "--config", "configs/tiny_cpu.yaml", "optim.lrr=2", "--dry-run")
+    assert typo.returncode == 2 and "not submitted" in typo.stderr and "did you mean optim.lr" in typo.stderr
+    flag = submit_cli("jobs/dino_tiny_cpu.yaml", "--nods", "2", "--dry-run")
+    assert flag.returncode == 2 and "unrecognized arguments: --nods" in flag.stderr
+    bad = tmp_path / "job.yaml"
+    bad.write_text("command: train\nresource: {}\n")
+    refused = submit_cli(str(bad), "--dry-run")
+    assert refused.returncode == 2 and "unknown config key 'resource' (did you mean resources?)" in refused.stderr

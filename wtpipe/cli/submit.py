@@ -1,4 +1,7 @@
-"""``wtpipe submit COMMAND [command args...] [resources]``: run a wtpipe command as a SLURM job.
+"""``wtpipe submit COMMAND|JOB.yaml [command args...] [resources]``: run a wtpipe command as a SLURM job.
+
+A JOB.yaml (jobs/) names the command, its arguments, the resources and the log folder;
+arguments and resource options given here are added to / override the file's.
 
 Resources (any order among the command's own arguments): --nodes N --gpus-per-node G
 (one task per GPU) or --cpu --tasks-per-node T, --cpus-per-task C, --time MIN, --mem GB,
@@ -13,29 +16,35 @@ Example: wtpipe submit train --config configs/dino_vits16_wt.yaml data.shards=/d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from wtpipe.cli import make_parser
+from wtpipe.cluster.submit import JobFile, Resources  # torch-free: submitit is imported on submission
+from wtpipe.config import ConfigError, load_config
 
 COMMANDS = ("train", "eval", "export", "shards")
 
 
 def resource_parser(prog: str) -> argparse.ArgumentParser:
+    """Resource options; each defaults to "not given" so a job file's value stands unless overridden."""
     parser = make_parser(prog, __doc__)
+    parser.set_defaults(cpu=False, local=False, dry_run=False, slurm=[])
+    d = Resources()
     add = parser.add_argument
-    add("--nodes", type=int, default=1)
-    add("--gpus-per-node", type=int, default=0)
+    add("--nodes", type=int, default=argparse.SUPPRESS, help=f"default {d.nodes}")
+    add("--gpus-per-node", type=int, default=argparse.SUPPRESS, help="one task per GPU")
     add("--cpu", action="store_true", help="CPU tasks (no GPUs); with --tasks-per-node")
-    add("--tasks-per-node", type=int, default=1)
-    add("--cpus-per-task", type=int, default=2)
-    add("--time", type=int, default=60, dest="time_minutes", help="minutes")
-    add("--mem", type=float, default=0.0, dest="mem_gb", help="GB per node")
-    for name in ("partition", "account", "qos", "constraint", "after"):
-        add(f"--{name}", default="")
-    add("--signal-lead", type=int, default=90, dest="signal_lead_s", help="seconds")
-    add("--job-name", default="wtpipe")
-    add("--slurm", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
-    add("--logs", default="slurm-logs", help="folder for the job's logs and submitit files")
+    add("--tasks-per-node", type=int, default=argparse.SUPPRESS, help=f"CPU tasks per node (default {d.tasks_per_node})")
+    add("--cpus-per-task", type=int, default=argparse.SUPPRESS, help=f"default {d.cpus_per_task}")
+    add("--time", type=int, default=argparse.SUPPRESS, dest="time_minutes", help=f"minutes (default {d.time_minutes})")
+    add("--mem", type=float, default=argparse.SUPPRESS, dest="mem_gb", help="GB per node")
+    for name in ("partition", "account", "qos", "constraint", "after", "job_name"):
+        add(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS)
+    add("--signal-lead", type=int, default=argparse.SUPPRESS, dest="signal_lead_s",
+        help=f"seconds before the time limit to save and requeue (default {d.signal_lead_s})")
+    add("--slurm", action="append", metavar="KEY=VALUE", help="any other sbatch option")
+    add("--logs", default=argparse.SUPPRESS, help="folder for the job's logs (default ./slurm-logs)")
     add("--local", action="store_true", help="submitit's local executor instead of SLURM")
     add("--dry-run", action="store_true", help="print the sbatch script; submit nothing")
     return parser
@@ -63,29 +72,51 @@ def split_argv(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[s
 def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = resource_parser(prog)
-    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("command", metavar="COMMAND|JOB.yaml", help=f"one of {', '.join(COMMANDS)}, or a job file")
     ours, rest = split_argv(parser, argv)
-    if not rest or rest[0] not in COMMANDS:
-        parser.parse_args(ours + rest[:1] if rest else ours)  # prints usage and the error
+    if not rest:
+        parser.parse_args(ours)  # prints the usage and what is missing
         return 2
     args = parser.parse_args([*ours, rest[0]])
-    from wtpipe.cluster.submit import Resources, sbatch_script, submit
-
-    extra = {}
+    job = JobFile()
+    if rest[0].endswith((".yaml", ".yml")):
+        try:
+            job = load_config(JobFile, rest[0])
+        except ConfigError as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            return 2
+    elif rest[0] in COMMANDS:
+        job = JobFile(command=rest[0])
+    else:
+        parser.error(f"{rest[0]!r} is neither a command ({', '.join(COMMANDS)}) nor a job file (.yaml)")
+    extra = dict(job.resources.slurm)
     for item in args.slurm:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--slurm {item!r} is not key=value")
         extra[key] = value
-    resources = Resources(**{k: getattr(args, k) for k in (
-        "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_minutes", "mem_gb", "partition",
-        "account", "qos", "constraint", "signal_lead_s", "job_name", "after")}, slurm=extra)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Resources)
+             if f.name != "slurm" and hasattr(args, f.name)}
+    resources = dataclasses.replace(job.resources, **given, slurm=extra)
+    logs = getattr(args, "logs", job.logs)
+    command_args = [*job.args, *rest[1:]]
+    if job.command == "train":
+        from wtpipe.cli.train import check
+
+        problem = check(command_args)
+        if problem:
+            print(f"{prog}: not submitted: wtpipe train {problem}", file=sys.stderr)
+            return 2
+    from wtpipe.cluster.submit import sbatch_script, submit
+
+    what = f"wtpipe {job.command} {' '.join(command_args)}"
     if args.dry_run:
-        print(sbatch_script(args.logs, resources))
+        print(sbatch_script(logs, resources))
+        print(f"# the job runs: {what}")
         return 0
-    job = submit(args.command, rest[1:], args.logs, resources, local=args.local)
+    job = submit(job.command, command_args, logs, resources, local=args.local)
     if args.local:  # the job is a child of this process: wait for it
-        print(f"running job {job.job_id} locally: wtpipe {' '.join(rest)}; logs in {job.paths.stdout}")
+        print(f"running job {job.job_id} locally: {what}; logs in {job.paths.stdout}")
         try:
             job.result()
         except Exception as err:  # submitit re-raises the job's failure with its traceback text
@@ -93,7 +124,7 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
             return 1
         print(f"job {job.job_id} finished; logs in {job.paths.stdout}")
         return 0
-    print(f"submitted job {job.job_id}: wtpipe {' '.join(rest)}")
+    print(f"submitted job {job.job_id}: {what}")
     print(f"  logs     {job.paths.stdout} (and _log.err), one per task")
     print(f"  watch    squeue -j {job.job_id}; sacct -j {job.job_id}")
     print(f"  stop     scancel --signal=USR1 {job.job_id}   (saves at the next step, then ends)")

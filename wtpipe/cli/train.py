@@ -7,6 +7,7 @@ the same command resumes from the newest intact checkpoint. Ctrl-C twice stops a
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -38,14 +39,31 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
+def parser(prog: str = "wtpipe-train") -> argparse.ArgumentParser:
     parser = make_parser(prog, __doc__)
     parser.add_argument("--config", help="YAML recipe, e.g. configs/tiny_cpu.yaml")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config, every key with its meaning, and exit")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. data.shards=demo_shards optim.epochs=2")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check(argv: list[str]) -> str | None:
+    """The problem with these training arguments, or None: ``wtpipe submit`` asks before a job
+    waits in the queue only to fail on a typo."""
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    try:
+        load_config(TrainConfig, args.config, args.overrides)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
+    args = parser(prog).parse_args(argv)
     try:
         config = load_config(TrainConfig, args.config, args.overrides)
     except ConfigError as err:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from wtpipe.cluster.task import Command
 
@@ -48,6 +48,16 @@ class Resources:
             if getattr(self, key):
                 params[f"slurm_{key}"] = getattr(self, key)
         return params
+
+
+@dataclass
+class JobFile:
+    """A job recipe (``jobs/*.yaml``): what to run and what to ask for; a person edits it."""
+
+    command: Literal["train", "eval", "export", "shards"] = "train"
+    args: list[str] = field(default_factory=list)  # the command's own arguments, e.g. ["--config", "x.yaml"]
+    resources: Resources = field(default_factory=Resources)
+    logs: str = "slurm-logs"  # folder for the job's logs and submitit files
 
 
 def executor(folder: str, resources: Resources, local: bool = False) -> Any:
