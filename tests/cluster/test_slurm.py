@@ -4,6 +4,7 @@ time limit (SIGUSR2), it resumes in the same job id and still ends bit-identical
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,6 +82,14 @@ def test_dry_run_prints_the_sbatch_script_for_the_options_given(tmp_path):
                  "--exclude=n7", "--dependency=afterok:1234"):
         assert f"#SBATCH {line}" in result.stdout, line
     assert not os.listdir(tmp_path)  # nothing submitted
+    ingest = submit_cli("ingest", "videos/", "--out", "shards/", "--array-size", "12", "--cpus-per-task", "6",
+                        "--fps", "2", "--logs", str(tmp_path), "--dry-run")
+    assert ingest.returncode == 0, ingest.stderr
+    for line in ("--array=0-11%12", "--cpus-per-task=6", "--nodes=1", "--ntasks-per-node=1", "--job-name=wtpipe-units"):
+        assert f"#SBATCH {line}" in ingest.stdout, line
+    assert "wtpipe shards assemble shards/" in ingest.stdout and not os.path.exists(os.path.join(ROOT, "shards"))
+    bad = submit_cli("ingest", "videos/", "--out", "o", "--fps", "0", "--dry-run")
+    assert bad.returncode == 2 and "fps must be positive" in bad.stderr
 
 
 @pytest.mark.slow
@@ -164,3 +173,57 @@ def test_mistakes_are_refused_before_anything_waits_in_the_queue(tmp_path):
     bad.write_text("command: train\nresource: {}\n")
     refused = submit_cli(str(bad), "--dry-run")
     assert refused.returncode == 2 and "unknown config key 'resource' (did you mean resources?)" in refused.stderr
+
+
+def job_ids(stdout: str) -> list[str]:
+    """The job ids a `wtpipe submit ingest` printed (the array's, then the assembly's)."""
+    return [line.split()[3 if line.startswith("submitted array") else 2].rstrip(":")
+            for line in stdout.splitlines() if line.startswith("submitted ")]
+
+
+@pytest.mark.slow
+def test_ingestion_array_equals_a_local_build_and_resubmission_runs_only_failed_units(slurm, media, tmp_path):
+    inputs = [media("h264_4k"), media("short_gop")]
+    settings = ["--fps", "4", "--unit-seconds", "0.5", "--segment-seconds", "4", "--min-shards", "3"]
+    reference, out, logs = (str(tmp_path / n) for n in ("ref", "out", "logs"))
+    run([sys.executable, "-m", "wtpipe.cli.main", "shards", "build", *inputs, "--out", reference, *settings,
+         "--workers", "2", "--quiet"])
+    blocked = os.path.join(out, ".work", "units", "bunny-h264-4k-u00002.tar")
+    os.makedirs(blocked)  # that unit's frames cannot be written: its array task fails
+
+    def submit_ingest() -> tuple[list[str], str]:
+        result = submit_cli("ingest", *inputs, "--out", out, *settings, "--array-size", "3", "--cpus-per-task", "1",
+                            "--time", "10", "--logs", logs)
+        assert result.returncode == 0, result.stderr[-2000:]
+        ids = job_ids(result.stdout)
+        wait_until(lambda: all(squeue(j) == "" for j in ids))
+        return ids, result.stdout
+
+    ids, stdout = submit_ingest()
+    assert len(ids) == 2 and "3 task(s) decoding" in stdout
+    assembly = job_log(logs, ids[1])
+    assert "bunny_h264_4k.mp4: 1.0-1.4s failed (IsADirectoryError" in assembly, assembly[-2000:]
+    assert any("1 failed" in job_log(logs, f"{ids[0]}_{i}") for i in range(3))
+    assert "IsADirectoryError" in open(os.path.join(out, "manifest.json")).read()
+
+    os.rmdir(blocked)
+    ids, stdout = submit_ingest()
+    assert "1 task(s) decoding 1 of" in stdout  # only the failed unit runs again
+    for name in [*sorted(n for n in os.listdir(reference) if n.startswith("shard-")), "manifest.json"]:
+        assert open(os.path.join(out, name), "rb").read() == open(os.path.join(reference, name), "rb").read(), name
+    assert not os.path.exists(os.path.join(out, ".work"))
+    assert submit_cli("ingest", *inputs, "--out", out, *settings, "--logs", logs).stdout.startswith("nothing to submit")
+
+
+@pytest.mark.slow
+def test_an_evaluation_waits_for_its_training_job(slurm, train_shards, eval_data, tmp_path):
+    out, logs = str(tmp_path / "run"), str(tmp_path / "logs")
+    train = submit(train_shards, out, logs)
+    result = submit_cli("eval", "knn", "--weights", out, "--data", f"{eval_data}/scenes", "ks=[5]", "--cpu",
+                        "--after", train, "--time", "10", "--logs", logs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = result.stdout.splitlines()[0].split()[2].rstrip(":")
+    assert squeue(evaluation) == "PENDING"  # the run has no weights yet
+    wait_until(lambda: squeue(train) == "" and squeue(evaluation) == "")
+    report = json.load(open(os.path.join(out, "eval", "knn", "metrics.json")))
+    assert report["weights"]["step"] == final_state(out)["step"] == 12 and report["metrics"]["top1_k5"] > 0

@@ -10,7 +10,10 @@ Resources (any order among the command's own arguments): --nodes N --gpus-per-no
 --logs DIR (default ./slurm-logs). --local runs with submitit's local executor (no SLURM);
 --dry-run prints the sbatch script instead of submitting.
 
-Example: wtpipe submit train --config configs/dino_vits16_wt.yaml data.shards=/data/wt --nodes 2 --gpus-per-node 8
+Examples:
+  wtpipe submit train --config configs/dino_vits16_wt.yaml data.shards=/data/wt --nodes 2 --gpus-per-node 8
+  wtpipe submit ingest /data/videos --out /data/wt --array-size 32 --cpus-per-task 8 [wtpipe shards build options]
+  wtpipe submit eval knn --weights runs/x --data /data/imagenette --after 1234 --gpus-per-node 1
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from wtpipe.cli import make_parser
 from wtpipe.cluster.submit import JobFile, Resources  # torch-free: submitit is imported on submission
 from wtpipe.config import ConfigError, load_config
 
-COMMANDS = ("train", "eval", "export", "shards")
+COMMANDS = ("train", "ingest", "eval", "export", "shards")
 
 
 def resource_parser(prog: str) -> argparse.ArgumentParser:
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     resources = dataclasses.replace(job.resources, **given, slurm=extra)
     logs = getattr(args, "logs", job.logs)
     command_args = [*job.args, *rest[1:]]
+    if job.command == "ingest":
+        return ingest(prog, command_args, resources, logs, args.local, args.dry_run)
     if job.command == "train":
         from wtpipe.cli.train import check
 
@@ -129,6 +134,70 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     print(f"  watch    squeue -j {job.job_id}; sacct -j {job.job_id}")
     print(f"  stop     scancel --signal=USR1 {job.job_id}   (saves at the next step, then ends)")
     print(f"  cancel   scancel {job.job_id}")
+    return 0
+
+
+def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry_run: bool) -> int:
+    """``ingest VIDEOS --out DIR --array-size K [build options]``: plan here, then the array and the assembly."""
+    from wtpipe.cli.shards import add_settings_arguments, settings_from
+
+    parser = make_parser(f"{prog} ingest", ingest.__doc__)
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR")
+    parser.add_argument("--out", required=True, help="output directory, shared by every node")
+    parser.add_argument("--array-size", type=int, default=16, help="array tasks (at most one per unit; default 16)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing build in --out")
+    add_settings_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.array_size < 1:
+        parser.error("--array-size must be at least 1")
+    from wtpipe.cluster.ingest import array_id, submit_ingest, task_resources
+    from wtpipe.cluster.submit import sbatch_script
+    from wtpipe.shards.build import BuildError
+
+    if dry_run:
+        print(sbatch_script(logs, task_resources(resources, "units"), array=args.array_size))
+        print(f"# each array task runs: wtpipe shards stage {args.out} --units ... (the units left when submitted)")
+        print(f"# then, after the whole array: wtpipe shards assemble {args.out}")
+        return 0
+    try:
+        jobs = submit_ingest(args.inputs, args.out, settings, args.array_size, resources, logs, local,
+                             args.overwrite)
+    except BuildError as err:
+        print(f"{prog}: not submitted: {err}", file=sys.stderr)
+        return 2
+    plan = jobs.plan
+    if plan.finished is not None:
+        print(f"nothing to submit: {plan.finished.out} holds a finished build "
+              f"({len(plan.finished.manifest['shards'])} shards)")
+        return 0
+    for problem in plan.unreadable:
+        print(f"{prog}: {problem}", file=sys.stderr)
+    if not plan.units:
+        print(f"{prog}: not submitted: none of the inputs could be read", file=sys.stderr)
+        return 2
+    ids = [array_id(jobs.array[0])] if jobs.array else []
+    if jobs.array:
+        print(f"submitted array job {ids[0]}: {len(jobs.array)} task(s) decoding {len(plan.todo)} of "
+              f"{plan.units} unit(s) (wtpipe shards stage {args.out} --units ...)")
+    else:
+        print(f"all {plan.units} unit(s) are already staged")
+    ids.append(str(jobs.assemble.job_id))
+    print(f"submitted job {ids[-1]} (after the array): wtpipe shards assemble {args.out}")
+    if local:
+        failed = jobs.assemble.exception()
+        print(f"assembly {'failed: see ' + str(jobs.assemble.paths.stderr) if failed else 'finished'}; "
+              f"logs in {logs}")
+        return 1 if failed else 0
+    print(f"  logs     {logs}/{ids[0]}_*/ (one folder per array task), {logs}/{ids[-1]}/" if jobs.array
+          else f"  logs     {logs}/{ids[-1]}/")
+    print(f"  watch    squeue -j {','.join(ids)}; sacct -j {','.join(ids)}")
+    print(f"  cancel   scancel {' '.join(ids)}")
+    print("  a unit that fails is listed in the assembly's log and manifest; submit the same command "
+          "again to run only the units not done")
     return 0
 
 

@@ -54,7 +54,7 @@ class Resources:
 class JobFile:
     """A job recipe (``jobs/*.yaml``): what to run and what to ask for; a person edits it."""
 
-    command: Literal["train", "eval", "export", "shards"] = "train"
+    command: Literal["train", "ingest", "eval", "export", "shards"] = "train"
     args: list[str] = field(default_factory=list)  # the command's own arguments, e.g. ["--config", "x.yaml"]
     resources: Resources = field(default_factory=Resources)
     logs: str = "slurm-logs"  # folder for the job's logs and submitit files
@@ -71,9 +71,12 @@ def executor(folder: str, resources: Resources, local: bool = False) -> Any:
     return ex
 
 
-def sbatch_script(folder: str, resources: Resources) -> str:
-    """The sbatch file SLURM would get (for ``--dry-run``); nothing is submitted."""
+def sbatch_script(folder: str, resources: Resources, array: int = 0) -> str:
+    """The sbatch file SLURM would get (for ``--dry-run``), for an ``array`` of that many tasks if
+    given; nothing is submitted."""
     ex = executor(folder, resources)
+    if array:
+        ex._executor.parameters["map_count"] = array
     return ex._executor._make_submission_file_text("python -u -m submitit.core._submit ...", "DRY-RUN")
 
 

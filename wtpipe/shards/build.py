@@ -13,6 +13,7 @@ The output depends only on the inputs and the settings, never on worker count or
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -21,10 +22,11 @@ import os
 import queue
 import re
 import shutil
+import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from tqdm import tqdm
 
@@ -32,7 +34,7 @@ from wtpipe.process import available_cores, die_with_parent
 from wtpipe.shards import layout
 from wtpipe.shards.manifest import build_manifest, sample_header, video_entry
 from wtpipe.shards.settings import BuildSettings
-from wtpipe.shards.staging import StageJob, is_staged, load_staged, stage_unit, unit_paths
+from wtpipe.shards.staging import StageJob, failure, is_staged, load_staged, mark_failed, stage_unit, unit_paths
 from wtpipe.shards.tarwriter import TMP_MARK, remove_stale_temps, write_json_atomic
 from wtpipe.shards.writer import sample_members, write_shard
 from wtpipe.video.grid import FrameGrid
@@ -67,6 +69,16 @@ class BuildReport:
     resumed_units: int = 0
     problems: list[Problem] = field(default_factory=list)
     passed_over: list[str] = field(default_factory=list)  # files in input folders that are not videos
+
+
+@dataclass
+class PlanReport:
+    """What planning found: a finished build (nothing to do), or the units still to decode."""
+
+    finished: BuildReport | None = None
+    units: int = 0
+    todo: list[str] = field(default_factory=list)  # unit names not staged yet
+    unreadable: list[Problem] = field(default_factory=list)  # inputs that could not be probed
 
 
 def discover_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
@@ -115,6 +127,9 @@ _PROGRESS: Any = None
 def _init_worker(progress: Any) -> None:
     global _PROGRESS
     die_with_parent()  # workers exit when the driver dies (SIGKILL included): no orphan races a re-run
+    # SLURM's time-limit warning reaches every process of a job; the driver acts on it (requeue)
+    # and the workers end with it, rather than dying first and leaving a broken pool behind.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     _PROGRESS = progress
 
 
@@ -136,6 +151,10 @@ def _drain(progress: Any) -> list[int]:
         return counts
 
 
+def _unit_problem(info: VideoInfo, unit: Unit, why: str) -> Problem:
+    return Problem(info.path, f"{unit.start_s:.1f}-{unit.end_s:.1f}s failed ({why}); re-run to retry")
+
+
 def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
@@ -153,6 +172,7 @@ class ShardBuilder:
         self.settings = settings
         self.cores = available_cores()
         self.workers = max(1, workers or self.cores)
+        self.split = self.workers  # a short video is cut into this many units (>= 10 s) if it can be
         self.overwrite = overwrite
         self.show_progress = progress
 
@@ -223,7 +243,7 @@ class ShardBuilder:
                 plan = json.load(handle)
         todo = [(p, i) for p, i in zip(self.inputs, self.ids)
                 if i not in plan["videos"] or "error" in plan["videos"][i]]
-        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds, self.workers): (p, i) for p, i in todo}
+        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds, self.split): (p, i) for p, i in todo}
         for future in tqdm(cf.as_completed(futures), total=len(futures), desc="probe", unit="video",
                            disable=not self.show_progress or not futures, leave=False):
             path, vid = futures[future]
@@ -240,27 +260,32 @@ class ShardBuilder:
         return plan
 
     # -- phase 2: stage ------------------------------------------------------------------
-    def _stage_all(self, pool: cf.Executor, plan: dict[str, Any], progress: Any,
-                   report: BuildReport) -> dict[str, str]:
-        """Stage every unit not staged yet; return failures by unit name."""
-        todo: list[tuple[VideoInfo, Unit]] = []
+    def _units(self, plan: dict[str, Any]) -> Iterator[tuple[VideoInfo, Unit]]:
+        """Every planned unit of every readable video, in input order."""
         for vid in self.ids:
             entry = plan["videos"][vid]
-            if "error" in entry:
+            if "error" not in entry:
+                info = VideoInfo.from_json(entry["info"])
+                yield from ((info, Unit.from_json(u)) for u in entry["units"])
+
+    def _stage_all(self, pool: cf.Executor, plan: dict[str, Any], progress: Any, report: BuildReport,
+                   only: set[str] | None = None) -> list[Problem]:
+        """Stage every unit (of ``only``, if given) not staged yet; return the failures.
+        A failure is also recorded next to the unit, for an assembly that runs elsewhere."""
+        todo: list[tuple[VideoInfo, Unit]] = []
+        for info, unit in self._units(plan):
+            if only is not None and unit.name not in only:
                 continue
-            info = VideoInfo.from_json(entry["info"])
-            for unit_json in entry["units"]:
-                unit = Unit.from_json(unit_json)
-                if is_staged(self.staging, unit):
-                    report.resumed_units += 1
-                    continue
+            if is_staged(self.staging, unit):
+                report.resumed_units += 1
+            else:
                 todo.append((info, unit))
         # Cores left over when there are fewer units than workers become decoder threads.
         threads = max(1, self.cores // max(1, min(self.workers, len(todo))))
         jobs = [StageJob(info, unit, self.staging, self.settings.short_side, self.settings.fps_out,
                          self.settings.staged_quality, threads, self.settings.backend) for info, unit in todo]
         expected_frames = sum(round((u.end_s - u.start_s) * float(i.fps)) for i, u in todo)
-        failures: dict[str, str] = {}
+        failures: list[Problem] = []
         if not jobs:
             return failures
         # Interleave videos so that every video makes progress and the pool stays busy.
@@ -283,14 +308,14 @@ class ShardBuilder:
                 except BrokenProcessPool:
                     raise
                 except Exception as err:  # noqa: BLE001 - the unit is retried on the next run
-                    failures[job.unit.name] = _one_line(err)
+                    mark_failed(self.staging, job.unit, _one_line(err))
+                    failures.append(_unit_problem(job.info, job.unit, _one_line(err)))
             bar.set_postfix_str(f"units {done_units + report.resumed_units}/{len(jobs) + report.resumed_units}")
         bar.close()
         return failures
 
     # -- phase 3: assemble ---------------------------------------------------------------
-    def _video_segments(self, vid: str, entry: dict[str, Any], failures: dict[str, str],
-                        report: BuildReport) -> tuple[list[layout.Segment], dict[str, Any]]:
+    def _video_segments(self, vid: str, entry: dict[str, Any], report: BuildReport) -> tuple[list[layout.Segment], dict[str, Any]]:
         """Join a video's staged units, drop dead footage, cut segments; report what went wrong."""
         info = VideoInfo.from_json(entry["info"])
         units = [Unit.from_json(u) for u in entry["units"]]
@@ -298,10 +323,8 @@ class ShardBuilder:
         decoded_frames = 0
         last_t = None
         for unit in units:
-            if unit.name in failures or not is_staged(self.staging, unit):
-                why = failures.get(unit.name, "not staged")
-                report.problems.append(Problem(info.path, f"{unit.start_s:.1f}-{unit.end_s:.1f}s failed ({why}); "
-                                                          "re-run to retry"))
+            if not is_staged(self.staging, unit):
+                report.problems.append(_unit_problem(info, unit, failure(self.staging, unit) or "not staged"))
                 continue
             sidecar = load_staged(self.staging, unit)
             staged.append((unit_paths(self.staging, unit)[0], sidecar))
@@ -326,8 +349,7 @@ class ShardBuilder:
         video = video_entry(vid, info, self.settings, segments, dead_ranges, decoded_frames, decoded_end)
         return segments, video
 
-    def _assemble(self, pool: cf.Executor, plan: dict[str, Any], failures: dict[str, str],
-                  report: BuildReport) -> dict[str, Any]:
+    def _assemble(self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport) -> dict[str, Any]:
         segments: list[layout.Segment] = []
         videos = []
         for vid in self.ids:
@@ -335,7 +357,7 @@ class ShardBuilder:
             if "error" in entry:
                 report.problems.append(Problem(entry["path"], entry["error"]))
                 continue
-            video_segments, video = self._video_segments(vid, entry, failures, report)
+            video_segments, video = self._video_segments(vid, entry, report)
             segments.extend(video_segments)
             videos.append(video)
         headers = {vid: sample_header(VideoInfo.from_json(plan["videos"][vid]["info"]), self.settings)
@@ -391,7 +413,73 @@ class ShardBuilder:
         return None
 
     def run(self) -> BuildReport:
+        """The whole build in this process: plan, stage, assemble."""
         start = time.monotonic()
+        finished = self._start()
+        if finished is not None:
+            return finished
+        with self._lock():
+            self._tidy()
+            with self._workers() as (pool, progress):
+                plan = self._plan(pool)
+                report = BuildReport(self.out, {})
+                self._stage_all(pool, plan, progress, report)
+                self._assemble_and_finish(pool, plan, report)
+        report.seconds = time.monotonic() - start
+        report.passed_over = self.passed_over
+        return report
+
+    # -- the phases as separate jobs (wtpipe submit ingest) ---------------------------------
+    @classmethod
+    def resume(cls, out: str, workers: int | None = None, progress: bool = False) -> ShardBuilder:
+        """The builder of the plan in ``out`` (written by :meth:`plan`): inputs and settings from it."""
+        path = os.path.join(os.path.abspath(out), WORK, "plan.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                plan = json.load(handle)
+        except FileNotFoundError:
+            raise BuildError(f"{path}: no build plan (it is made when the build is submitted)") from None
+        except ValueError as err:
+            raise BuildError(f"{path}: unreadable build plan ({err})") from None
+        return cls(plan["inputs"], out, BuildSettings.from_json(plan["settings"]), workers, progress=progress)
+
+    def plan(self, split: int) -> PlanReport:
+        """Phase 1 alone, for ``split`` decoding processes (array tasks x their workers)."""
+        self.split = split
+        finished = self._start()
+        if finished is not None:
+            return PlanReport(finished=finished)
+        with self._lock():
+            self._tidy()
+            with self._workers() as (pool, _):
+                plan = self._plan(pool)
+        units = [u for _, u in self._units(plan)]
+        return PlanReport(units=len(units), todo=[u.name for u in units if not is_staged(self.staging, u)],
+                          unreadable=[Problem(e["path"], e["error"]) for e in plan["videos"].values() if "error" in e])
+
+    def stage(self, names: list[str]) -> tuple[int, list[Problem]]:
+        """Phase 2 for some units (one array task; no lock, as tasks share the directory and each
+        unit is written atomically): (units already staged, failures)."""
+        plan = self._read_plan()
+        report = BuildReport(self.out, {})
+        with self._workers() as (pool, progress):
+            failures = self._stage_all(pool, plan, progress, report, only=set(names))
+        return report.resumed_units, failures
+
+    def assemble(self) -> BuildReport:
+        """Phase 3 over whatever is staged; units not staged are problems, as in :meth:`run`."""
+        start = time.monotonic()
+        with self._lock():
+            plan = self._read_plan()
+            report = BuildReport(self.out, {})
+            with self._workers() as (pool, _):
+                self._assemble_and_finish(pool, plan, report)
+        report.seconds = time.monotonic() - start
+        return report
+
+    # -- shared steps --------------------------------------------------------------------
+    def _start(self) -> BuildReport | None:
+        """Check the inputs and the output directory; the report of a finished build, if any."""
         if not self.inputs:
             extra = f" ({len(self.passed_over)} other file(s) passed over: not video by extension)" \
                 if self.passed_over else ""
@@ -406,35 +494,40 @@ class ShardBuilder:
                 report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
                 return report
         self._prepare_out()
-        with self._lock():
-            if self.overwrite:
-                self._clear_out()
-            for name in os.listdir(self.out):
-                if name.startswith(f"{WORK}.trash"):
-                    shutil.rmtree(os.path.join(self.out, name))
-            remove_stale_temps(self.out)
-            try:
-                report = self._build()
-            except BrokenProcessPool:
-                raise BuildError(f"{self.out}: a worker process died (killed, out of memory, or a decoder "
-                                 "crash); finished units are kept: re-run the same command to continue") from None
-        report.seconds = time.monotonic() - start
-        report.passed_over = self.passed_over
-        return report
+        return None
 
-    def _build(self) -> BuildReport:
+    def _tidy(self) -> None:
+        """Under the lock: clear for --overwrite, drop earlier trash and stale temporary files."""
+        if self.overwrite:
+            self._clear_out()
+        for name in os.listdir(self.out):
+            if name.startswith(f"{WORK}.trash"):
+                shutil.rmtree(os.path.join(self.out, name))
+        remove_stale_temps(self.out)
         os.makedirs(self.staging, exist_ok=True)
+
+    def _read_plan(self) -> dict[str, Any]:
+        with open(self._plan_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    @contextlib.contextmanager
+    def _workers(self) -> Iterator[tuple[cf.Executor, Any]]:
+        """A pool of worker processes and the queue they report decoded frames on."""
         context = multiprocessing.get_context("spawn")
         progress = context.Queue()
-        report = BuildReport(self.out, {})
-        with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                    initargs=(progress,)) as pool:
-            plan = self._plan(pool)
-            failures = self._stage_all(pool, plan, progress, report)
-            report.manifest = self._assemble(pool, plan, failures, report)
+        try:
+            with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                        initargs=(progress,)) as pool:
+                yield pool, progress
+        except BrokenProcessPool:
+            raise BuildError(f"{self.out}: a worker process died (killed, out of memory, or a decoder "
+                             "crash); finished units are kept: re-run the same command to continue") from None
+
+    def _assemble_and_finish(self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport) -> None:
+        """Assemble, write the manifest last; remove the staging area only if nothing failed."""
+        report.manifest = self._assemble(pool, plan, report)
         write_json_atomic(os.path.join(self.out, MANIFEST), json.dumps(report.manifest, indent=1))
         if not report.problems:
             trash = f"{self.work}.trash{TMP_MARK}{os.getpid()}"
             os.replace(self.work, trash)  # atomic: a kill never leaves a half-deleted staging area
             shutil.rmtree(trash)
-        return report

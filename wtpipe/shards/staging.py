@@ -47,6 +47,24 @@ def is_staged(staging_dir: str, unit: Unit) -> bool:
     return os.path.exists(unit_paths(staging_dir, unit)[1])
 
 
+def _failure_path(staging_dir: str, unit: Unit) -> str:
+    return os.path.join(staging_dir, f"{unit.name}.failed")
+
+
+def mark_failed(staging_dir: str, unit: Unit, why: str) -> None:
+    """Record why a unit failed, so that the assembly (maybe another job, on another node) can say."""
+    write_json_atomic(_failure_path(staging_dir, unit), json.dumps(why))
+
+
+def failure(staging_dir: str, unit: Unit) -> str | None:
+    """Why the unit's last attempt failed (None if it never failed or has since been staged)."""
+    try:
+        with open(_failure_path(staging_dir, unit), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def load_staged(staging_dir: str, unit: Unit) -> dict[str, Any]:
     with open(unit_paths(staging_dir, unit)[1], encoding="utf-8") as handle:
         return json.load(handle)
@@ -93,4 +111,6 @@ def stage_unit(job: StageJob, progress: Any = None) -> dict[str, Any]:
         "last_thumb": prev_thumb.tolist() if prev_thumb is not None else None,
     }
     write_json_atomic(json_path, json.dumps(sidecar))
+    if os.path.exists(_failure_path(job.staging_dir, job.unit)):
+        os.remove(_failure_path(job.staging_dir, job.unit))
     return sidecar
