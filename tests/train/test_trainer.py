@@ -23,6 +23,12 @@ def test_a_run_leaves_what_a_person_wants(reference):
     assert {"config.yaml", "scalars.csv", "loss.png", "backbone.safetensors", "tensorboard", "checkpoints"} <= names
     rows = open(os.path.join(reference, "scalars.csv")).read().splitlines()
     assert rows[0].startswith("step,epoch,loss,lr") and len(rows) == 1 + 6
+    import csv
+
+    last = list(csv.DictReader(open(os.path.join(reference, "scalars.csv"))))[-1]
+    for name in ("teacher_entropy", "dims_used", "feature_std", "feature_rank"):  # the collapse monitors
+        assert 0 < float(last[name]) <= 1.05, name
+    assert float(last["kl"]) > 0 and float(last["center_norm"]) > 0
     assert sorted(os.listdir(os.path.join(reference, "checkpoints"))) == ["latest", "step-00000010", "step-00000012"]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(reference, "tensorboard")))
     saved = open(os.path.join(reference, "config.yaml")).read()
@@ -174,3 +180,16 @@ def test_recipes_load():
     assert load_config(TrainConfig, os.path.join(root, "dino_vits16_wt.yaml")).method.teacher_temp == 0.07
     assert load_config(TrainConfig, os.path.join(root, "tiny_cpu.yaml")).model.arch == "vit_tiny_patch16_224"
     assert load_config(TrainConfig, os.path.join(root, "dora_tiny_cpu.yaml")).method.name == "dora"
+
+
+def test_a_collapsed_run_is_named_with_the_remedies(train_shards, tmp_path):
+    """A teacher at temperature 10 says nothing (uniform output): the log and the summary say so."""
+    out = str(tmp_path / "run")
+    result = run(train_cmd(train_shards, out, "method.teacher_temp=10", "method.warmup_teacher_temp=10"))
+    assert "the run has collapsed: the teacher's output is uniform" in result.stderr
+    assert "lower method.teacher_temp" in result.stderr
+    assert "warning: the run collapsed (uniform)" in result.stdout
+
+
+def test_a_healthy_run_raises_no_collapse_warning(reference_run):
+    assert "collapsed" not in reference_run[1].stderr + reference_run[1].stdout

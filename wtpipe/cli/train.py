@@ -33,6 +33,8 @@ def summary(result: dict[str, Any]) -> str:
              ("tensorboard", os.path.join(out, "tensorboard")), ("pictures", os.path.join(out, "viz")),
              ("evaluations", os.path.join(out, "eval")), ("config", os.path.join(out, "config.yaml"))]
     lines += [f"  {name:<12}{path}" for name, path in where if path and os.path.exists(path)]
+    if result["collapsed"]:
+        lines.append(f"  warning: the run collapsed ({', '.join(result['collapsed'])}); the log says what to change")
     if result["skipped_shards"] or result["sample_failures"]:
         lines.append(f"  skipped: {len(result['skipped_shards'])} shard(s), "
                      f"{result['sample_failures']} sample(s) (named in the log)")

@@ -25,8 +25,9 @@ class Method(Protocol):
     def collate(self, items: list[Any]) -> Any:
         """Views of several clips -> one batch."""
 
-    def loss(self, student: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Forward both networks on ``batch`` and return the loss (and scalars to log)."""
+    def loss(self, student: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Forward both networks on ``batch`` and return the loss and scalars to log (floats or
+        0-d tensors: the trainer reads them only on logging steps, so the device never waits)."""
 
     def teacher_backbone(self) -> ViTBackbone:
         """The backbone that is exported at the end of training."""
@@ -55,6 +56,7 @@ class BackboneWithHead(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.features: torch.Tensor | None = None  # the first views' backbone features, for the monitors
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         features, start = [], 0
@@ -64,6 +66,7 @@ class BackboneWithHead(nn.Module):
                 end += 1
             features.append(self.backbone(torch.cat(views[start:end])))
             start = end
+        self.features = features[0].detach()
         outputs = self.head(torch.cat(features))
         return list(outputs.split([len(view) for view in views]))
 

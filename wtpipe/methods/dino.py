@@ -8,6 +8,7 @@ over ranks), updated after the loss; the teacher temperature warms up per epoch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,7 @@ from wtpipe.data.transforms import MultiCrop, MultiCropSpec
 from wtpipe.methods.base import BackboneWithHead, register
 from wtpipe.models.heads import DINOHead
 from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops.monitors import distillation_monitors
 from wtpipe.ops.schedules import linear_warmup_then_constant
 from wtpipe.train.config import TrainConfig
 
@@ -105,12 +107,21 @@ class DINOMethod:
     def collate(self, items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         return collate_views(items)
 
-    def loss(self, student: nn.Module, batch: list[torch.Tensor], epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, student: nn.Module, batch: list[torch.Tensor], epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
         with torch.no_grad():
             teacher_out = self.teacher(batch[:2])
         student_out = student(batch)
+        # Each teacher global view against the student's other global view; before the loss moves the centre.
+        scalars = self.monitors(torch.cat(teacher_out), torch.cat(student_out[1::-1]), epoch)
         loss = self.criterion(student_out, teacher_out, epoch)
-        return loss, {"teacher_temp": self.criterion.teacher_temp_at(epoch)}
+        return loss, scalars
+
+    def monitors(self, teacher: torch.Tensor, student: torch.Tensor, epoch: int) -> dict[str, Any]:
+        """Collapse and learning monitors (``wtpipe.ops.monitors``) of paired teacher/student rows."""
+        c = self.criterion
+        return {"teacher_temp": c.teacher_temp_at(epoch),
+                **distillation_monitors(teacher, c.center, c.teacher_temp_at(epoch), student, c.student_temp,
+                                        self.student.features)}
 
     def teacher_backbone(self) -> ViTBackbone:
         return self.teacher.backbone

@@ -18,7 +18,7 @@ frame's teacher output is a target, so all of them belong in its mean.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,7 @@ class DoRAMethod(DINOMethod):
         return Discovery(logits, pixels, heads, attn.reshape(batch, -1, *grid), tracks)
 
     def loss(self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+             epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
         globals_, locals_ = batch
         b, t, n_local = locals_.shape[:3]
         found = self.masks(globals_)
@@ -149,5 +149,7 @@ class DoRAMethod(DINOMethod):
         out_masked, out_local = student([masked.flatten(0, 2), locals_.flatten(0, 2)])  # one head pass
         student_masked = out_masked.reshape(self.objects, b, t, -1).transpose(1, 2)
         student_local = out_local.reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
+        # Monitors pair each frame's teacher output with the student's view of its first object.
+        scalars = self.monitors(found.logits.flatten(0, 1), student_masked[0].flatten(0, 1), epoch)
         loss = self.criterion(student_masked, student_local, found.logits, epoch)
-        return loss, {"mask_fraction": found.masks.float().mean().item()}
+        return loss, {**scalars, "mask_fraction": found.masks.float().mean()}

@@ -4,9 +4,12 @@ loss-curve PNG. All of it is written by rank 0; a resumed run continues the same
 from __future__ import annotations
 
 import csv
+import math
 import os
 
-COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s",
+MONITORS = ["teacher_entropy", "dims_used", "kl", "center_norm", "feature_std", "feature_rank", "teacher_temp",
+            "mask_fraction"]
+COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", *MONITORS,
            "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost"]
 
 
@@ -41,7 +44,8 @@ class ScalarLog:
         self.writer.close()
 
 
-def plot_loss(csv_path: str, png_path: str) -> None:
+def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
+    """Loss (against ln K, the loss of a uniform teacher), schedule, and the collapse monitors."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,12 +55,29 @@ def plot_loss(csv_path: str, png_path: str) -> None:
         rows = list(csv.DictReader(handle))
     if not rows:
         return
-    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.5))
     steps = [int(r["step"]) for r in rows]
-    ax_loss.plot(steps, [float(r["loss"]) for r in rows])
-    ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
-    ax_lr.plot(steps, [float(r["lr"]) for r in rows])
-    ax_lr.set(xlabel="step", ylabel="learning rate", title="schedule")
+
+    def series(name: str) -> list[float]:
+        return [float(r[name]) if r.get(name) not in (None, "") else float("nan") for r in rows]
+
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
+    axes[0].plot(steps, series("loss"), label="loss")
+    if out_dim:
+        axes[0].axhline(math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)")
+    axes[0].set(xlabel="step", title="training loss")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(steps, series("lr"))
+    axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
+    for name, label in (("teacher_entropy", "entropy / ln K (1: uniform)"),
+                        ("dims_used", "dims used (1/K: one-hot)")):
+        axes[2].plot(steps, series(name), label=label)
+    axes[2].set(xlabel="step", title="teacher output", ylim=(0, 1.05))
+    axes[2].legend(fontsize=8)
+    for name, label in (("kl", "KL(teacher || student)"), ("feature_std", "feature std x sqrt(D)"),
+                        ("feature_rank", "feature rank / max")):
+        axes[3].plot(steps, series(name), label=label)
+    axes[3].set(xlabel="step", title="student")
+    axes[3].legend(fontsize=8)
     fig.tight_layout()
     tmp = png_path + ".tmp.png"
     fig.savefig(tmp, dpi=100)

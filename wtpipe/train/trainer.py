@@ -28,6 +28,7 @@ from wtpipe.data.loader import ClipDataset, make_loader, running
 from wtpipe.methods.base import METHODS
 from wtpipe.ops.ema import ema_update
 from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_grads
+from wtpipe.ops.monitors import REMEDIES, collapse
 from wtpipe.ops.schedules import cosine
 from wtpipe import rundir
 from wtpipe.train import checkpoint
@@ -77,6 +78,8 @@ class Trainer:
         self.base_lr = config.optim.lr * self._clips_per_step / 256.0  # linear scaling with the global batch
         self.start_step, self._rng = self._resume()
         self._started = time.monotonic()
+        self.collapsed: list[str] = []  # collapse kinds warned about ("uniform", "one-hot")
+        self._suspect: str | None = None
 
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> tuple[int, dict[str, Any] | None]:
@@ -175,7 +178,8 @@ class Trainer:
                 group["weight_decay"] = wd
         return lr, wd, momentum
 
-    def _step(self, batches: Any, step: int) -> torch.Tensor:
+    def _step(self, batches: Any, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimiser step: (its mean loss, the method's scalars of the last micro-batch)."""
         acc, o = self.accelerator, self.config.optim
         epoch = step // o.steps_per_epoch
         total = torch.zeros((), device=acc.device)
@@ -184,7 +188,7 @@ class Trainer:
             sync = micro == o.grad_accum - 1
             context = acc.no_sync(self.student) if not sync else torch.enable_grad()
             with context, acc.autocast():
-                loss, _ = self.method.loss(self.student, batch, epoch)
+                loss, scalars = self.method.loss(self.student, batch, epoch)
                 acc.backward(loss / o.grad_accum)
             total += loss.detach() / o.grad_accum
         student = acc.unwrap_model(self.student)
@@ -195,7 +199,24 @@ class Trainer:
         drop_last_layer_grads(student, epoch, o.freeze_last_layer)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total
+        return total, scalars
+
+    def _mean_over_ranks(self, loss: torch.Tensor, scalars: dict[str, Any]) -> dict[str, float]:
+        """The loss and the method's scalars averaged over ranks, in one all-reduce."""
+        names = ["loss", *scalars]
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.accelerator.device)
+                              for v in (loss, *scalars.values())])
+        return dict(zip(names, self.accelerator.reduce(values, "mean").tolist()))
+
+    def _watch_collapse(self, step: int, scalars: dict[str, float]) -> None:
+        """Warn (once per kind) when two logging steps in a row, after the warm-ups, show collapse."""
+        cfg = self.config
+        settled = max(cfg.optim.warmup_epochs, cfg.method.warmup_teacher_temp_epochs) * cfg.optim.steps_per_epoch
+        kind = collapse(scalars, cfg.model.out_dim) if step > settled else None
+        if kind is not None and kind == self._suspect and kind not in self.collapsed:
+            self.collapsed.append(kind)
+            log.warning("step %d: the run has collapsed: %s", step, REMEDIES[kind])
+        self._suspect = kind
 
     def run(self) -> dict[str, Any]:
         """Train to the end (or to ``run.max_steps``, or until asked to stop); a summary dict."""
@@ -228,7 +249,8 @@ class Trainer:
                 "signal": stop.signal_name, "loss": loss, "seconds": seconds,
                 "clips_per_s": trained * self._clips_per_step / seconds if seconds > 0 else 0.0,
                 "output_dir": self.out, "checkpoint": rundir.latest(self.ckpt_root),
-                "skipped_shards": self.index.skipped, "sample_failures": dataset.failures}
+                "skipped_shards": self.index.skipped, "sample_failures": dataset.failures,
+                "collapsed": self.collapsed}
 
     def _loop(self, batches: Any, dataset: ClipDataset, logs: ScalarLog | None, stop: StopRequest,
               end: int) -> tuple[int, bool, float]:
@@ -240,27 +262,30 @@ class Trainer:
         stopped, mean_loss = False, float("nan")
         while step < end:
             lr, wd, momentum = self._set_schedules(step)
-            loss = self._step(batches, step)
+            loss, scalars = self._step(batches, step)
             ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
             step += 1
             bar.update(1)
             evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
             if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
-                mean_loss = acc.reduce(loss, "mean").item()
+                monitors = self._mean_over_ranks(loss, scalars)
+                mean_loss = monitors.pop("loss")
+                self._watch_collapse(step, monitors)
                 now = time.monotonic()
                 rate = self._clips_per_step * (step - last_step) / max(now - last_time, 1e-9)
                 last_step, last_time = step, now
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
                 if logs is not None:
                     logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
-                                      "wd": wd, "momentum": momentum, "clips_per_s": rate, **(evaluated or {})})
+                                      "wd": wd, "momentum": momentum, "clips_per_s": rate, **monitors,
+                                      **(evaluated or {})})
             stopped = stop.agreed(acc.device)
             if acc.is_main_process and ((cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
                 self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
             if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
                 self._save(step)
                 if logs is not None:
-                    plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
+                    plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"), cfg.model.out_dim)
             if stopped:
                 break
         bar.close()
