@@ -8,6 +8,7 @@ import sys
 from wtpipe import __version__
 
 COMMANDS = {
+    "demo": ("wtpipe.cli.demo", "the whole pipeline on the bundled clip: shards, DoRA, evaluation, report.md"),
     "shards": ("wtpipe.cli.shards", "ingest long videos into verified WebDataset shards (build, verify, info, preview)"),
     "train": ("wtpipe.cli.train", "pretrain a ViT with DINO or DoRA; re-run the same command to resume"),
     "export": ("wtpipe.cli.export", "write a run's or checkpoint's teacher backbone as safetensors"),

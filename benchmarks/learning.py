@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Does it learn? Random init vs DINO vs DoRA at the same compute budget, frozen-feature scores.
+
+Pretrains DINO (configs/tiny_cpu.yaml) and DoRA (configs/dora_tiny_cpu.yaml) on the real scene
+clips of the test media (DESIGN.md section 7) from the same seeds, for the same number of steps
+with the same frames per step and the same view sizes; then scores each teacher backbone, and
+the same architecture at random initialisation (the floor), with k-NN on held-out time ranges of
+the scene classes, CorLoc (TokenCut, LOST) on the annotated images, and DAVIS J&F on the real
+sequences. Prints mean +- std over seeds. Everything is kept under --out, so a re-run after an
+interruption continues (training resumes, scored weights are not scored again).
+
+Usage: python benchmarks/learning.py [--seeds 3] [--steps 100] [--out DIR] [--device cpu|cuda]
+  --device cuda: ViT-S/16 at 224/96 px, the paper's view sizes, for --steps steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECIPES = {"dino": os.path.join(HERE, "..", "configs", "tiny_cpu.yaml"),
+           "dora": os.path.join(HERE, "..", "configs", "dora_tiny_cpu.yaml")}
+FRAMES_PER_STEP = 16  # DINO: 16 images; DoRA: 4 clips x 4 frames
+COLUMNS = (("knn", "top1_k20", "k-NN top-1"), ("discover", "corloc_tokencut", "CorLoc TokenCut"),
+           ("discover", "corloc_lost", "CorLoc LOST"), ("davis", "J&F", "DAVIS J&F"))
+
+
+def overrides(method: str, seed: int, steps: int, shards: str, out: str, device: str) -> list[str]:
+    """The same budget for both methods: steps, frames per step, view sizes, seed."""
+    common = [f"data.shards={shards}", f"run.output_dir={out}", f"run.seed={seed}", "optim.steps_per_epoch=10",
+              f"optim.epochs={max(1, steps // 10)}", "run.checkpoint_every=50", "run.viz_every=0"]
+    if method == "dino":
+        common.append(f"data.batch_size={FRAMES_PER_STEP}")
+    else:
+        common += [f"data.batch_size={FRAMES_PER_STEP // 4}", "data.clip_frames=4"]
+    if device == "cuda":
+        common += ["model.arch=vit_small_patch16_224", "data.global_size=224", "data.local_size=96",
+                   "run.mixed_precision=bf16"]
+    return common
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--out", default=os.path.join("benchmarks", "out", "learning"))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from wtpipe import testmedia
+    from wtpipe.config import load_config
+    from wtpipe.eval import sample_data
+    from wtpipe.eval.suite import score
+    from wtpipe.eval.sample_data import SCENE_CLIPS
+    from wtpipe.shards.build import ShardBuilder
+    from wtpipe.shards.settings import BuildSettings
+    from wtpipe.train.config import TrainConfig
+    from wtpipe.train.trainer import Trainer
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("learning.py: --device cuda asked, but CUDA is not available here")
+        return 0
+    started = time.monotonic()
+    sources = testmedia.fetch_sources()
+    shards = os.path.join(args.out, "shards")
+    ShardBuilder([sources[c] for c in SCENE_CLIPS], shards, BuildSettings(min_shards=2), progress=False).run()
+    data = sample_data.build()
+    tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json"),
+             "davis": os.path.join(data, "davis")}
+    settings = {"davis": {"short_side": 240}, "discover": {"pictures": 0}, "knn": {"cache_dir": ""}}
+    results: dict[str, list[dict[str, dict[str, float]]]] = {"random": [], "dino": [], "dora": []}
+    seconds: dict[str, float] = {"dino": 0.0, "dora": 0.0}
+    for seed in range(args.seeds):
+        arch = "vit_small_patch16_224" if args.device == "cuda" else "vit_tiny_patch16_224"
+        results["random"].append(score(f"random:{arch}:{seed}", tasks, os.path.join(args.out, f"random-{seed}"),
+                                       args.device, settings))
+        for method in ("dino", "dora"):
+            run = os.path.join(args.out, f"{method}-{seed}")
+            config = load_config(TrainConfig, RECIPES[method],
+                                 overrides(method, seed, args.steps, shards, run, args.device))
+            t0 = time.monotonic()
+            summary = Trainer(config).run()
+            seconds[method] += time.monotonic() - t0
+            if summary["collapsed"]:
+                print(f"{method} seed {seed}: collapsed ({', '.join(summary['collapsed'])})")
+            results[method].append(score(run, tasks, os.path.join(run, "eval"), args.device, settings))
+            print(f"{method} seed {seed}: loss {summary['loss']:.3f} "
+                  + ", ".join(f"{label} {results[method][-1][t][m]:.1f}" for t, m, label in COLUMNS), flush=True)
+
+    print(f"\n{args.seeds} seed(s), {args.steps} steps, {FRAMES_PER_STEP} frames/step, "
+          f"{len(SCENE_CLIPS)} clips; training {seconds['dino']:.0f} s DINO, {seconds['dora']:.0f} s DoRA; "
+          f"total {time.monotonic() - started:.0f} s")
+    print("| weights | " + " | ".join(label for _, _, label in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for name, runs in results.items():
+        cells = []
+        for task, metric, _ in COLUMNS:
+            values = [r[task][metric] for r in runs]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
+        print(f"| {'random init' if name == 'random' else name.upper() if name == 'dino' else 'DoRA'} | "
+              + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``wtpipe demo`` end to end on the bundled clip: Ctrl-C to the process group mid-training, the
+re-run finishes with a report whose pictures exist, and a third run redoes nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+
+import pytest
+
+from tests.train.runs import ENV, logged_steps, run, start, wait_for
+
+SHORT = ["optim.epochs=2", "optim.steps_per_epoch=4", "run.checkpoint_every=2", "run.viz_every=4", "run.log_every=2",
+         "data.num_workers=1", "data.global_size=64", "data.local_size=32"]
+
+
+def demo_cmd(out: str) -> list[str]:
+    return [sys.executable, "-m", "wtpipe.cli.main", "demo", "--out", out, *SHORT]
+
+
+@pytest.mark.slow
+def test_demo_interrupted_then_resumed_writes_a_complete_report(tmp_path, eval_data):
+    out = str(tmp_path / "demo")
+    process = start(demo_cmd(out))
+    wait_for(process, os.path.join(out, "run", "checkpoints", "step-00000002"), timeout=300)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-2000:]
+    assert "re-run the same command to continue" in stderr
+    assert not os.path.exists(os.path.join(out, "report.md"))
+
+    result = run(demo_cmd(out), env={**ENV, "MPLCONFIGDIR": str(tmp_path / "mpl")})
+    assert "k-NN top-1" in result.stdout and "report" in result.stdout
+    assert logged_steps(os.path.join(out, "run")) == [2, 4, 6, 8]  # each step once across the interruption
+    report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+    pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert {"contact_sheet.png", "run/loss.png", "metrics.png"} <= set(pictures)
+    assert any(p.startswith("run/viz/step00000008-clip") for p in pictures)  # masks at the end of training
+    assert any(p.startswith("eval/trained/discover/pictures/") for p in pictures)
+    assert all(os.path.getsize(os.path.join(out, p)) > 1000 for p in pictures)
+    assert re.search(r"\| k-NN top-1 \(k=20\), scenes \| \d+\.\d \| \d+\.\d \|", report)
+
+    scored = [os.path.join(out, "eval", w, t, "metrics.json") for w in ("trained", "random") for t in ("knn", "discover")]
+    stamps = [os.stat(p).st_mtime_ns for p in scored]
+    again = run(demo_cmd(out), env={**ENV, "MPLCONFIGDIR": str(tmp_path / "mpl")})
+    assert [os.stat(p).st_mtime_ns for p in scored] == stamps  # nothing scored twice
+    assert logged_steps(os.path.join(out, "run")) == [2, 4, 6, 8]
+    assert again.stdout.splitlines()[1:4] == result.stdout.splitlines()[1:4]  # the same numbers
