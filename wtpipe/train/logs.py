@@ -14,9 +14,10 @@ COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", *MONI
 
 
 class ScalarLog:
-    def __init__(self, output_dir: str, start_step: int) -> None:
+    def __init__(self, output_dir: str, start_step: int, columns: list[str] = COLUMNS) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        self.columns = columns
         self.csv_path = os.path.join(output_dir, "scalars.csv")
         self._trim(start_step)
         self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=start_step + 1)
@@ -29,13 +30,13 @@ class ScalarLog:
             with open(self.csv_path, newline="", encoding="utf-8") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start_step]
         with open(self.csv_path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, COLUMNS)
+            writer = csv.DictWriter(handle, self.columns)
             writer.writeheader()
             writer.writerows(rows)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         with open(self.csv_path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, COLUMNS, extrasaction="ignore").writerow({"step": step, **scalars})
+            csv.DictWriter(handle, self.columns, extrasaction="ignore").writerow({"step": step, **scalars})
         for name, value in scalars.items():
             group, _, short = name.partition("_") if name.startswith("eval_") else ("train", "", name)
             self.writer.add_scalar(f"{group}/{short}", value, step)
@@ -45,39 +46,49 @@ class ScalarLog:
 
 
 def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
-    """Loss (against ln K, the loss of a uniform teacher), schedule, and the collapse monitors."""
+    """Loss (against ln K, the loss of a uniform teacher), schedule, the collapse monitors of a
+    pretraining run, and the validation scores of a fine-tuning run (the panels its columns have)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows, columns = list(reader), reader.fieldnames or []
     if not rows:
         return
-    steps = [int(r["step"]) for r in rows]
 
-    def series(name: str) -> list[float]:
-        return [float(r[name]) if r.get(name) not in (None, "") else float("nan") for r in rows]
+    def series(name: str) -> tuple[list[int], list[float]]:
+        points = [(int(r["step"]), float(r[name])) for r in rows if r.get(name) not in (None, "")]
+        return [p[0] for p in points], [p[1] for p in points]
 
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
-    axes[0].plot(steps, series("loss"), label="loss")
+    monitors = "teacher_entropy" in columns
+    validation = [c for c in columns if c.startswith("val_")]
+    fig, axes = plt.subplots(1, 2 + 2 * monitors + bool(validation), figsize=(4.5 * (2 + 2 * monitors + bool(validation)), 3.6))
+    axes[0].plot(*series("loss"), label="loss")
     if out_dim:
         axes[0].axhline(math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)")
     axes[0].set(xlabel="step", title="training loss")
     axes[0].legend(fontsize=8)
-    axes[1].plot(steps, series("lr"))
+    axes[1].plot(*series("lr"))
     axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
-    for name, label in (("teacher_entropy", "entropy / ln K (1: uniform)"),
-                        ("dims_used", "dims used (1/K: one-hot)")):
-        axes[2].plot(steps, series(name), label=label)
-    axes[2].set(xlabel="step", title="teacher output", ylim=(0, 1.05))
-    axes[2].legend(fontsize=8)
-    for name, label in (("kl", "KL(teacher || student)"), ("feature_std", "feature std x sqrt(D)"),
-                        ("feature_rank", "feature rank / max")):
-        axes[3].plot(steps, series(name), label=label)
-    axes[3].set(xlabel="step", title="student")
-    axes[3].legend(fontsize=8)
+    if monitors:
+        for name, label in (("teacher_entropy", "entropy / ln K (1: uniform)"),
+                            ("dims_used", "dims used (1/K: one-hot)")):
+            axes[2].plot(*series(name), label=label)
+        axes[2].set(xlabel="step", title="teacher output", ylim=(0, 1.05))
+        axes[2].legend(fontsize=8)
+        for name, label in (("kl", "KL(teacher || student)"), ("feature_std", "feature std x sqrt(D)"),
+                            ("feature_rank", "feature rank / max")):
+            axes[3].plot(*series(name), label=label)
+        axes[3].set(xlabel="step", title="student")
+        axes[3].legend(fontsize=8)
+    if validation:
+        for name in validation:
+            axes[-1].plot(*series(name), marker="o", label=name[4:])
+        axes[-1].set(xlabel="step", ylabel="%", title="validation")
+        axes[-1].legend(fontsize=8)
     fig.tight_layout()
     tmp = png_path + ".tmp.png"
     fig.savefig(tmp, dpi=100)

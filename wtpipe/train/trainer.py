@@ -126,14 +126,7 @@ class Trainer:
     def _save(self, step: int) -> None:
         """All ranks: write a checkpoint of the state after ``step`` steps."""
         acc = self.accelerator
-        pid = torch.tensor([os.getpid() if acc.is_main_process else 0], device=acc.device)
-        pid = int(acc.reduce(pid, "sum").item())  # every rank writes into the main process's temp dir
-        directory = checkpoint.tmp_dir(self.ckpt_root, step, pid)
-        if acc.is_main_process:
-            os.makedirs(directory, exist_ok=True)
-        acc.wait_for_everyone()
-        checkpoint.write_rank_rng(directory, self.rank)
-        acc.wait_for_everyone()
+        directory = checkpoint.start(acc, self.ckpt_root, step)
         if acc.is_main_process:
             state = {"step": step, "config": to_dict(self.config),
                      "student": acc.unwrap_model(self.student).state_dict(),

@@ -1,0 +1,297 @@
+"""The fine-tuning loop shared by segmentation and detection, built from the pretraining's pieces.
+
+Checkpoints (atomic, checksummed, damaged ones set aside), per-rank RNG states, the stop signals,
+the thread budget, the step-seeded loader and the scalar log are the trainer's own modules; only
+the step differs. A run killed at any moment and re-run resumes from its newest intact checkpoint,
+bit-identical on CPU to an uninterrupted run. What a task supplies is a :class:`Task`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator, InitProcessGroupKwargs
+from accelerate.utils import set_seed
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from wtpipe import rundir
+from wtpipe.config import to_dict
+from wtpipe.data.loader import make_loader, running
+from wtpipe.finetune.optim import layer_decay_groups
+from wtpipe.models.vit import ViTBackbone
+from wtpipe.models.weights import load_backbone
+from wtpipe.ops.schedules import poly
+from wtpipe.shards.tarwriter import write_json_atomic
+from wtpipe.train import checkpoint
+from wtpipe.train.config import config_differences
+from wtpipe.train.logs import ScalarLog, plot_loss
+from wtpipe.train.resources import thread_budget
+from wtpipe.train.stopping import StopRequest, die_with_launcher
+
+log = logging.getLogger(__name__)
+
+
+class ResumeError(RuntimeError):
+    """The output directory holds a checkpoint this config cannot continue."""
+
+
+class Task(Protocol):
+    """What differs between fine-tuning tasks."""
+
+    primary: str  # the validation metric that picks the best checkpoint (higher is better)
+    columns: list[str]  # scalars.csv columns after step, loss, lr
+
+    def build(self, backbone: ViTBackbone) -> tuple[nn.Module, nn.Module]:
+        """(the model, the modules that are not the ViT: trained at the full rate)."""
+
+    def dataset(self) -> Dataset: ...
+
+    def collate(self, items: list[Any]) -> Any: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def validate(self, model: nn.Module, out: str, device: torch.device) -> dict[str, float]:
+        """Score the validation split into ``out`` (metrics.json, pictures); the scalars to log."""
+
+
+@dataclass
+class Result:
+    main: bool
+    step: int
+    end: int
+    stopped: bool
+    signal: str
+    loss: float
+    seconds: float
+    metrics: dict[str, float]
+    best: dict[str, Any]
+    output_dir: str
+
+
+def model_and_optimizer(config: Any, task: Task, backbone: ViTBackbone) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The task's model around ``backbone`` and AdamW with layer-wise lr decay (the backbone frozen
+    first when the recipe says so, so that its parameters join no group)."""
+    if config.model.freeze_backbone:
+        backbone.requires_grad_(False)
+    model, head = task.build(backbone)
+    o = config.optim
+    return model, torch.optim.AdamW(layer_decay_groups(backbone, head, o.weight_decay, o.layer_decay),
+                                    lr=o.lr, betas=(0.9, 0.999))
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class Finetuner:
+    def __init__(self, config: Any, task: Task) -> None:
+        self.config, self.task = config, task
+        die_with_launcher()
+        run, model_cfg = config.run, config.model
+        timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=10))
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.mixed_precision,
+                                       kwargs_handlers=[timeout])
+        self.rank = self.accelerator.process_index
+        self.threads = thread_budget(run.threads, config.data.num_workers, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(self.threads)
+        self.out = run.output_dir
+        self.ckpt_root = os.path.join(self.out, rundir.CHECKPOINTS)
+        pretrained, self.weights_info = load_backbone(model_cfg.weights)
+        set_seed(run.seed)  # the same head on every rank
+        backbone = ViTBackbone(self.weights_info.arch, drop_path_rate=model_cfg.drop_path_rate,
+                               pos_interpolation=self.weights_info.pos_interpolation)
+        backbone.load_state_dict(pretrained.state_dict())
+        model, optimizer = model_and_optimizer(config, task, backbone)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.frozen = backbone if model_cfg.freeze_backbone else None
+        self.start_step, self.best, self._rng = self._resume()
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _resume(self) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
+        acc, found = self.accelerator, None
+        if acc.is_main_process:
+            checkpoint.remove_partial(self.ckpt_root)
+            found = checkpoint.newest_intact(self.ckpt_root)
+        acc.wait_for_everyone()
+        path = found[0] if found else rundir.latest(self.ckpt_root)
+        if path is None:
+            return 0, {}, None
+        state = found[1] if found else checkpoint.load_state(path)
+        diffs = config_differences(state["config"], to_dict(self.config))
+        if diffs:
+            raise ResumeError(f"{path} was written by a run with another config ({'; '.join(diffs)}); "
+                              "use another run.output_dir, or the same config to resume")
+        acc.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.optimizer.load_state_dict(state["optimizer"])
+        if acc.scaler is not None and "scaler" in state:
+            acc.scaler.load_state_dict(state["scaler"])
+        rng = checkpoint.load_rank_rng(path, self.rank)
+        if rng is None:
+            raise ResumeError(f"{path} holds no RNG state for rank {self.rank} (world size changed?)")
+        if acc.is_main_process:
+            log.info("resuming from %s (step %d)", path, state["step"])
+        return int(state["step"]), dict(state["best"]), rng
+
+    def _save(self, step: int) -> None:
+        acc = self.accelerator
+        directory = checkpoint.start(acc, self.ckpt_root, step)
+        if acc.is_main_process:
+            state = {"step": step, "config": to_dict(self.config), "model": acc.unwrap_model(self.model).state_dict(),
+                     "optimizer": self.optimizer.optimizer.state_dict(), "best": self.best}
+            if acc.scaler is not None:
+                state["scaler"] = acc.scaler.state_dict()
+            checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
+        acc.wait_for_everyone()
+
+    def _write_model(self, folder: str, metrics: dict[str, float], step: int) -> None:
+        """``folder/model.safetensors`` (the whole fine-tuned model) and its metrics, replaced atomically."""
+        os.makedirs(folder, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.accelerator.unwrap_model(self.model).state_dict().items()}
+        tmp = os.path.join(folder, f"model.safetensors.tmp-{os.getpid()}")
+        save_file(state, tmp, metadata={"step": str(step), "weights": self.weights_info.source})
+        os.replace(tmp, os.path.join(folder, "model.safetensors"))
+        write_json_atomic(os.path.join(folder, "metrics.json"), _json({"step": step, **metrics}))
+
+    # -- validation ----------------------------------------------------------------------
+    def _validate(self, step: int, logs: ScalarLog | None) -> dict[str, float]:
+        """Main process scores the validation split (the others wait); keeps the best model."""
+        acc, metrics = self.accelerator, {}
+        if acc.is_main_process:
+            model = acc.unwrap_model(self.model)
+            model.eval()
+            with torch.random.fork_rng(devices=[]):  # validation must not move the training RNG
+                metrics = self.task.validate(model, os.path.join(self.out, "val", rundir.step_name(step)), acc.device)
+            model.train()
+            self._keep_frozen_eval()
+            log.info("step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            if not self.best or metrics[self.task.primary] > self.best["value"]:
+                self.best = {"step": step, "metric": self.task.primary, "value": metrics[self.task.primary]}
+                self._write_model(os.path.join(self.out, "best"), metrics, step)
+            if logs is not None:
+                logs.write(step, {f"val_{k}": v for k, v in metrics.items()})
+        acc.wait_for_everyone()
+        return metrics
+
+    def _finish(self, end: int, logs: ScalarLog | None) -> dict[str, float]:
+        """The final validation and ``last/``, unless a previous run of this command wrote them
+        (``last/metrics.json`` is written after everything else)."""
+        done = os.path.join(self.out, "last", "metrics.json")
+        if os.path.exists(done):
+            with open(done) as handle:
+                written = json.load(handle)
+            if written.get("step") == end:
+                return {k: written[k] for k in written if k != "step"}
+        metrics = self._validate(end, logs)
+        if self.accelerator.is_main_process:
+            self._write_model(os.path.join(self.out, "last"), metrics, end)
+        return metrics
+
+    def _keep_frozen_eval(self) -> None:
+        """A frozen backbone stays in eval mode (no drop-path, as the linear protocol has it)."""
+        if self.frozen is not None:
+            self.frozen.eval()
+
+    # -- the loop ------------------------------------------------------------------------
+    def _set_lr(self, step: int) -> float:
+        o = self.config.optim
+        lr = poly(step, o.iters, o.lr, o.min_lr, o.power, o.warmup_iters)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        return lr
+
+    def _step(self, batches: Any) -> torch.Tensor:
+        acc, o = self.accelerator, self.config.optim
+        total = torch.zeros((), device=acc.device)
+        for micro in range(o.grad_accum):
+            batch = _to_device(next(batches), acc.device)
+            context = acc.no_sync(self.model) if micro < o.grad_accum - 1 else torch.enable_grad()
+            with context, acc.autocast():
+                loss = self.task.loss(self.model, batch)
+                acc.backward(loss / o.grad_accum)
+            total += loss.detach() / o.grad_accum
+        if o.clip_grad > 0:
+            acc.clip_grad_norm_(self.model.parameters(), o.clip_grad)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def _train(self, logs: ScalarLog | None, stop: StopRequest) -> tuple[int, bool, float]:
+        """Steps from ``start_step`` to the end or a stop request: (step reached, stopped, last mean loss)."""
+        cfg, acc, end = self.config, self.accelerator, self.config.optim.iters
+        step, stopped, mean_loss = self.start_step, False, float("nan")
+        loader = make_loader(self.task.dataset(), cfg.data.batch_size, cfg.run.seed, self.rank,
+                             self.start_step * cfg.optim.grad_accum, cfg.data.num_workers, self.task.collate)
+        with running(loader) as batches:
+            if self._rng is not None:
+                checkpoint.set_rng_state(self._rng)
+            else:
+                torch.manual_seed(cfg.run.seed + 1 + self.rank)
+            bar = tqdm(total=end, initial=step, desc="finetune", unit="step", disable=not acc.is_main_process)
+            while step < end and not stopped:
+                lr = self._set_lr(step)
+                loss = self._step(batches)
+                step += 1
+                bar.update(1)
+                if step % cfg.run.log_every == 0 or step == end:
+                    mean_loss = float(acc.reduce(loss, "mean").item())
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                    if logs is not None:
+                        logs.write(step, {"loss": mean_loss, "lr": lr})
+                stopped = stop.agreed(acc.device)
+                if not stopped and cfg.run.val_every and step % cfg.run.val_every == 0 and step != end:
+                    self._validate(step, logs)  # before the checkpoint, which keeps the best
+                if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
+                    self._save(step)
+                    if logs is not None:
+                        plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
+            bar.close()
+        return step, stopped, mean_loss
+
+    def run(self) -> Result:
+        """Train to ``optim.iters`` (or a stop request), then the final validation and ``last/``."""
+        cfg, acc = self.config, self.accelerator
+        started, end = time.monotonic(), cfg.optim.iters
+        columns = ["step", "loss", "lr", *(f"val_{c}" for c in self.task.columns)]
+        logs = None
+        if acc.is_main_process:
+            os.makedirs(self.out, exist_ok=True)
+            logs = ScalarLog(self.out, self.start_step, columns)
+            log.info("%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+                     self.threads, cfg.data.num_workers, acc.num_processes, self.start_step, end)
+            write_json_atomic(os.path.join(self.out, "config.json"), _json(to_dict(cfg)))
+        stop = StopRequest()
+        self.model.train()
+        self._keep_frozen_eval()
+        step, stopped, mean_loss, metrics = self.start_step, False, float("nan"), {}
+        try:
+            if step < end:
+                step, stopped, mean_loss = self._train(logs, stop)
+            if not stopped:
+                metrics = self._finish(end, logs)
+        finally:
+            stop.restore()
+            if logs is not None:
+                logs.close()
+                plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))  # with the final validation
+        return Result(acc.is_main_process, step, end, stopped, stop.signal_name, mean_loss,
+                      time.monotonic() - started, metrics, self.best, self.out)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=1, default=str) + "\n"
