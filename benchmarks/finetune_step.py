@@ -47,7 +47,8 @@ def measure(case: str, device: str, steps: int) -> dict[str, float]:
     from wtpipe.config import load_config
     from wtpipe.eval import sample_data
     from wtpipe.finetune import config_class, make_task
-    from wtpipe.finetune.loop import _to_device, model_and_optimizer
+    from wtpipe.data.loader import to_device
+    from wtpipe.finetune.loop import model_and_optimizer
     from wtpipe.models.vit import ViTBackbone
 
     recipe = CASES[case][0]
@@ -60,7 +61,7 @@ def measure(case: str, device: str, steps: int) -> dict[str, float]:
     backbone = ViTBackbone(ARCH, drop_path_rate=config.model.drop_path_rate)
     model, optimizer = model_and_optimizer(config, task, backbone)
     dataset = task.dataset()
-    batches = [_to_device(task.collate([dataset[(2 * s + i, s)] for i in range(config.data.batch_size)]), device)
+    batches = [to_device(task.collate([dataset[(2 * s + i, s)] for i in range(config.data.batch_size)]), device)
                for s in range(steps + 1)]
     if kind == "det":  # the pixels Mask R-CNN's transform feeds the backbone (resized, padded to 32)
         transform = task.build(ViTBackbone(ARCH))[0].transform

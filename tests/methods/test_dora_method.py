@@ -39,11 +39,15 @@ def test_clip_views_masks_and_loss(train_shards):
 
 @pytest.mark.slow
 def test_dora_run_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
+    """The killed run decodes its JPEG frames and renders its views in the training process (a
+    loader worker only plans them): it must still end bit-identical to the uninterrupted run
+    whose workers decode and render."""
     ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
     extra = [*DORA, "optim.epochs=1"]
-    run(train_cmd(train_shards, ref, *extra))
-    kill_at(train_cmd(train_shards, out, *extra), out, 2)
-    run(train_cmd(train_shards, out, *extra))
+    run(train_cmd(train_shards, ref, *extra, "data.augment_on=loader"))
+    device = [*extra, "data.augment_on=device", "data.decode_on=device", "data.num_workers=1"]
+    kill_at(train_cmd(train_shards, out, *device), out, 2)
+    run(train_cmd(train_shards, out, *device))
     assert_bit_identical(final_state(ref), final_state(out))
 
 

@@ -15,7 +15,7 @@ def test_each_parameter_is_clipped_on_its_own():
     model.weight.grad = torch.full((3, 4), 10.0)   # norm 34.6: clipped to 3
     model.bias.grad = torch.tensor([0.1, 0.2, 0.2])  # norm 0.3: untouched
     norms = clip_per_parameter(model, 3.0)
-    assert abs(norms[0] - 34.641) < 1e-3
+    assert abs(norms[0].item() - 34.641) < 1e-3
     assert abs(model.weight.grad.norm().item() - 3.0) < 1e-4
     assert torch.allclose(model.bias.grad, torch.tensor([0.1, 0.2, 0.2]))
     # A global-norm clip would have shrunk the bias gradient too.

@@ -80,6 +80,16 @@ def test_sigkill_then_rerun_is_bit_identical(reference, train_shards, tmp_path, 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("where", ["data.augment_on=device", "data.decode_on=device"])
+def test_views_rendered_in_the_training_process_give_the_same_run(reference, train_shards, tmp_path, where):
+    """Views planned by a loader worker (from decoded frames, or from JPEG bytes the training
+    process decodes) and rendered in the training process: the same run, bit for bit."""
+    out = str(tmp_path / "run")
+    run(train_cmd(train_shards, out, where, "data.num_workers=1"))
+    assert_bit_identical(final_state(reference), final_state(out))
+
+
+@pytest.mark.slow
 def test_two_process_ddp_killed_and_resumed_is_bit_identical(train_shards, tmp_path):
     ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
     run(ddp_cmd(train_shards, ref, 29611, "data.num_workers=1"))

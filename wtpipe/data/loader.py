@@ -9,7 +9,6 @@ thrown away. The loader is deliberately not passed through ``accelerator.prepare
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
@@ -20,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from wtpipe.data.clips import clip_indices
+from wtpipe.data.frames import EncodedFrame, decode
 from wtpipe.data.index import SampleRef, ShardIndex
 from wtpipe.shards.read import read_span
 from wtpipe.video.clipcodec import decode_clip
@@ -31,17 +30,14 @@ from wtpipe.video.clipcodec import decode_clip
 log = logging.getLogger(__name__)
 
 
-def decode_frames(ref: SampleRef, wanted: list[int]) -> list[torch.Tensor]:
-    """Frames ``wanted`` of a sample as (3, H, W) uint8 tensors; JPEG decodes only those."""
+def decode_frames(ref: SampleRef, wanted: list[int], encoded: bool = False) -> list[torch.Tensor | EncodedFrame]:
+    """Frames ``wanted`` of a sample as (3, H, W) uint8 tensors; JPEG decodes only those, or with
+    ``encoded`` leaves them encoded for the training device (an MP4 sample is decoded here anyway)."""
     if ref.is_mp4:
         frames = decode_clip(read_span(ref.shard, ref.frames[0]))
         return [torch.from_numpy(frames[min(i, len(frames) - 1)]).permute(2, 0, 1) for i in wanted]
-    out = []
-    for i in wanted:
-        image = Image.open(io.BytesIO(read_span(ref.shard, ref.frames[i])))
-        rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"))
-        out.append(torch.from_numpy(rgb).permute(2, 0, 1))  # a CHW view of contiguous HWC memory
-    return out
+    payloads = [read_span(ref.shard, ref.frames[i]) for i in wanted]
+    return [EncodedFrame.of(p) for p in payloads] if encoded else [decode(p) for p in payloads]
 
 
 class ClipDataset(Dataset):
@@ -52,8 +48,9 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, index: ShardIndex, clip_frames: int, frame_gap: int,
-                 views: Callable[[list[torch.Tensor]], Any]) -> None:
+                 views: Callable[[list[torch.Tensor]], Any], encoded: bool = False) -> None:
         self.index = index
+        self.encoded = encoded  # JPEG frames stay encoded (the views must be planned ones)
         self.clip_frames = clip_frames
         self.frame_gap = frame_gap
         self.views = views
@@ -77,7 +74,7 @@ class ClipDataset(Dataset):
         rng = random.Random(seed)
         count = len(json.loads(read_span(ref.shard, ref.json))["pts"]) if ref.is_mp4 else len(ref.frames)
         wanted = clip_indices(count, self.clip_frames, self.frame_gap, rng)
-        frames = decode_frames(ref, wanted)
+        frames = decode_frames(ref, wanted, self.encoded)
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA work
             return self.views(frames)
@@ -131,11 +128,26 @@ def quiet_worker(worker_id: int) -> None:
 
 def make_loader(dataset: ClipDataset, batch_size: int, seed: int, rank: int, start_step: int,
                 num_workers: int, collate: Callable = collate_views) -> DataLoader:
+    """Batches in page-locked memory when CUDA is present, so :func:`to_device`'s copies overlap."""
     sampler = StepBatchSampler(len(dataset), batch_size, seed, rank, start_step)
     workers = num_workers > 0
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
                       worker_init_fn=quiet_worker if workers else None, persistent_workers=workers,
-                      pin_memory=False, prefetch_factor=2 if workers else None)
+                      pin_memory=torch.cuda.is_available(), prefetch_factor=2 if workers else None)
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """A batch on ``device``: tensors copied (asynchronously from pinned memory), containers walked,
+    planned views (anything with ``render``) rendered there."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if hasattr(batch, "render"):
+        return batch.render(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 

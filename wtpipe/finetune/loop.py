@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from wtpipe import rundir
 from wtpipe.config import to_dict
-from wtpipe.data.loader import make_loader, running
+from wtpipe.data.loader import make_loader, running, to_device
 from wtpipe.finetune.optim import layer_decay_groups
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import load_backbone
@@ -86,17 +86,7 @@ def model_and_optimizer(config: Any, task: Task, backbone: ViTBackbone) -> tuple
     model, head = task.build(backbone)
     o = config.optim
     return model, torch.optim.AdamW(layer_decay_groups(backbone, head, o.weight_decay, o.layer_decay),
-                                    lr=o.lr, betas=(0.9, 0.999))
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
+                                    lr=o.lr, betas=(0.9, 0.999), fused=torch.cuda.is_available())
 
 
 class Finetuner:
@@ -219,7 +209,7 @@ class Finetuner:
         acc, o = self.accelerator, self.config.optim
         total = torch.zeros((), device=acc.device)
         for micro in range(o.grad_accum):
-            batch = _to_device(next(batches), acc.device)
+            batch = to_device(next(batches), acc.device)
             context = acc.no_sync(self.model) if micro < o.grad_accum - 1 else torch.enable_grad()
             with context, acc.autocast():
                 loss = self.task.loss(self.model, batch)

@@ -19,11 +19,13 @@ class Method(Protocol):
     student: nn.Module
     teacher: nn.Module
 
-    def views(self) -> Callable[[list[torch.Tensor]], Any]:
-        """Frames of one clip (uint8 (3, H, W) tensors) -> this method's views of it."""
+    def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], Any]:
+        """Frames of one clip (uint8 (3, H, W) tensors) -> this method's views of it; ``planned``:
+        only the views' random parameters, the pixel work left to the training device."""
 
     def collate(self, items: list[Any]) -> Any:
-        """Views of several clips -> one batch."""
+        """Views of several clips -> one batch (planned views -> one planned batch, whose
+        ``render(device)`` gives what the rendered items would have collated to)."""
 
     def loss(self, student: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
         """Forward both networks on ``batch`` and return the loss and scalars to log (floats or

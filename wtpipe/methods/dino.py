@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wtpipe.data.loader import collate_views
-from wtpipe.data.transforms import MultiCrop, MultiCropSpec
+from wtpipe.data.transforms import MultiCrop, MultiCropSpec, PlannedCrops
 from wtpipe.methods.base import BackboneWithHead, register
 from wtpipe.models.heads import DINOHead
 from wtpipe.models.vit import ViTBackbone
@@ -69,13 +69,14 @@ class DINOLoss(nn.Module):
 
 
 class FirstFrameCrops:
-    """DINO's views of a clip: the multi-crop of its (only) frame. A class, so workers can pickle it."""
+    """DINO's views of a clip: the multi-crop of its (only) frame, rendered, or only planned when
+    the training device does the pixel work. A class, so workers can pickle it."""
 
-    def __init__(self, crops: MultiCrop) -> None:
-        self.crops = crops
+    def __init__(self, crops: MultiCrop, planned: bool = False) -> None:
+        self.crops, self.planned = crops, planned
 
-    def __call__(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self.crops(frames[0])
+    def __call__(self, frames: list[torch.Tensor]) -> list[torch.Tensor] | PlannedCrops:
+        return self.crops.plan(frames[0]) if self.planned else self.crops(frames[0])
 
 
 @register("dino")
@@ -101,11 +102,11 @@ class DINOMethod:
         self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
                                   data.global_scale, data.local_scale)
 
-    def views(self) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
-        return FirstFrameCrops(MultiCrop(self.spec))
+    def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
+        return FirstFrameCrops(MultiCrop(self.spec), planned)
 
-    def collate(self, items: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-        return collate_views(items)
+    def collate(self, items: list[list[torch.Tensor]] | list[PlannedCrops]) -> list[torch.Tensor] | PlannedCrops:
+        return PlannedCrops.cat(items) if isinstance(items[0], PlannedCrops) else collate_views(items)
 
     def loss(self, student: nn.Module, batch: list[torch.Tensor], epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
         with torch.no_grad():

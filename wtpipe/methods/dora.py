@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wtpipe.data.loader import ClipDataset, stack_shared
-from wtpipe.data.transforms import ClipViews
+from wtpipe.data.transforms import ClipViews, PlannedClips
 from wtpipe.methods.base import register
 from wtpipe.methods.dino import DINOLoss, DINOMethod
 from wtpipe.ops import objects
@@ -98,10 +98,13 @@ class DoRAMethod(DINOMethod):
             raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
                              f"heads of {model.arch}")
 
-    def views(self) -> ClipViews:
-        return ClipViews(self.spec)
+    def views(self, planned: bool = False) -> ClipViews:
+        return ClipViews(self.spec, planned)
 
-    def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]] | list[PlannedClips]
+                ) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
+        if isinstance(items[0], PlannedClips):
+            return PlannedClips.cat(items)
         return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
 
     def write_pictures(self, dataset: ClipDataset, directory: str, step: int) -> list[str]:

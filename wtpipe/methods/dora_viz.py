@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image, ImageDraw
 
-from wtpipe.data.loader import ClipDataset
+from wtpipe.data.loader import ClipDataset, to_device
 from wtpipe.viz.pictures import COLOURS, TILE, tile, heatmap, overlay, save_png, to_uint8
 
 if TYPE_CHECKING:
@@ -55,8 +55,9 @@ def write_mask_pngs(method: DoRAMethod, dataset: ClipDataset, out_dir: str, clip
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)
         for i in range(min(clips, len(dataset))):
-            globals_, _ = dataset[(i * stride, i)]
-            found = method.masks(globals_[None].to(device))
+            globals_, _ = to_device(method.collate([dataset[(i * stride, i)]]), device)  # rendered if planned
+            found = method.masks(globals_)
+            globals_ = globals_[0].cpu()
             sheet = mask_sheet(globals_, found.masks[0], found.attention[0], found.heads.tolist())
             paths.append(save_png(sheet, os.path.join(out_dir, f"{prefix}-clip{i}.png")))
     return paths

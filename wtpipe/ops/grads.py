@@ -8,20 +8,19 @@ from torch import nn
 
 
 @torch.no_grad()
-def clip_per_parameter(model: nn.Module, max_norm: float) -> list[float]:
-    """Scale each parameter's gradient to norm ``<= max_norm`` on its own (not a global norm).
+def clip_per_parameter(model: nn.Module, max_norm: float) -> torch.Tensor:
+    """Scale each parameter's gradient to norm ``<= max_norm`` on its own (not a global norm), as
+    DINO's ``clip_gradients`` (coefficient ``max_norm / (norm + 1e-6)`` in float32, applied when
+    below 1), without a host sync: every norm and coefficient stays on the device.
 
-    Returns the norms before clipping, for logging.
+    Returns the norms before clipping (a device tensor, for logging).
     """
-    norms = []
-    for param in model.parameters():
-        if param.grad is None:
-            continue
-        norm = param.grad.norm(2).item()
-        norms.append(norm)
-        coef = max_norm / (norm + 1e-6)
-        if coef < 1:
-            param.grad.mul_(coef)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(0)
+    norms = torch.stack(torch._foreach_norm(grads, 2))
+    coefs = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # x 1.0 leaves a gradient bit-identical
+    torch._foreach_mul_(grads, list(coefs.unbind()))
     return norms
 
 
