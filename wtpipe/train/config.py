@@ -21,17 +21,13 @@ class DataConfig:
     local_crops: int = 8  # local views per clip
     global_scale: tuple[float, float] = (0.4, 1.0)  # area fraction of the random-resized global crops
     local_scale: tuple[float, float] = (0.05, 0.4)  # area fraction of the local crops
-    # Where the views' pixel work runs: "loader" (workers crop, jitter, blur), "device" (workers only
-    # decode and draw the random parameters; the training device renders the batch), "auto" (device
-    # when CUDA is present). Both give the same views for a seed (bit-identical on CPU).
-    augment_on: Literal["auto", "device", "loader"] = "auto"
-    # Where JPEG frames are decoded: "loader" (workers), or "device" (workers send the bytes; the
-    # training device decodes each batch at once, nvJPEG on CUDA; implies views on the device).
-    decode_on: Literal["loader", "device"] = "loader"
+    augment_on: Literal["auto", "device", "loader"] = "auto"  # views' pixel work: workers or device (auto: CUDA)
+    decode_on: Literal["loader", "device"] = "loader"  # JPEG decoding: workers or device (nvJPEG; views there)
 
     def __post_init__(self) -> None:
         if self.decode_on == "device" and self.augment_on == "loader":
-            raise ValueError("data.decode_on=device needs the views rendered there too (data.augment_on=device or auto)")
+            raise ValueError("data.decode_on=device needs the views rendered there too "
+                             "(data.augment_on=device or auto)")
 
     def views_on_device(self) -> bool:
         if self.decode_on == "device":
@@ -137,7 +133,8 @@ class TrainConfig:
 
 # Settings that change how a run is executed or observed, not what it computes: a checkpoint
 # may be resumed with different values of these.
-NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("data", "augment_on"), ("data", "decode_on"), ("run", "output_dir"), ("run", "threads"),
+NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("data", "augment_on"), ("data", "decode_on"),
+                    ("run", "output_dir"), ("run", "threads"),
                     ("run", "dist_timeout_minutes"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
                     ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing"),
