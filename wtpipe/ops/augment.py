@@ -59,7 +59,7 @@ def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     """Float RGB in [0, 1] (n, 3, H, W) -> HSV, hue in [0, 1). Hue and saturation are 0 where the
     channels are equal. The arithmetic follows PIL's (and torchvision's) order: each channel's
     distance from the maximum over the spread, combined per sextant, times 1/6."""
-    high, low = rgb.aminmax(dim=1)[1], rgb.aminmax(dim=1)[0]
+    low, high = rgb.aminmax(dim=1)
     flat = high == low
     spread = high - low
     ones = torch.ones_like(high)
@@ -159,7 +159,8 @@ def render(sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.
         x[index] = blur(x[index], params[host, F["sigma"]], int(kernel))
     for threshold in params[on[:, F["solarize"]], F["threshold"]].unique().tolist():
         _, index = _where(on[:, F["solarize"]] & (params[:, F["threshold"]] == threshold), device)
-        x[index] = torch.where(x[index] >= threshold, 255 - x[index], x[index])
+        views = x[index]
+        x[index] = torch.where(views >= threshold, 255 - views, views)
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     return x.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std)
