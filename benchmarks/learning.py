@@ -10,12 +10,15 @@ sequences. Prints mean +- std over seeds. Everything is kept under --out, so a r
 interruption continues (training resumes, scored weights are not scored again).
 
 Usage: python benchmarks/learning.py [--seeds 3] [--steps 100] [--out DIR] [--device cpu|cuda]
+                                    [--methods dino,dora] [KEY=VALUE ...]
   --device cuda: ViT-S/16 at 224/96 px, the paper's view sizes, for --steps steps.
+  KEY=VALUE: recipe overrides for both methods (e.g. optim.lr=0.01), after the budget's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import statistics
@@ -50,7 +53,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--out", default=os.path.join("benchmarks", "out", "learning"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--methods", default="dino,dora", help="comma-separated: dino, dora")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides for both methods")
     args = parser.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(RECIPES))
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(RECIPES)})")
     logging.basicConfig(level=logging.WARNING)
 
     import torch
@@ -76,16 +85,18 @@ def main() -> int:
     tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json"),
              "davis": os.path.join(data, "davis")}
     settings = {"davis": {"short_side": 240}, "discover": {"pictures": 0}, "knn": {"cache_dir": ""}}
-    results: dict[str, list[dict[str, dict[str, float]]]] = {"random": [], "dino": [], "dora": []}
-    seconds: dict[str, float] = {"dino": 0.0, "dora": 0.0}
+    # runs with overrides get their own directories: shards and random-init scores are shared
+    variant = "-" + hashlib.sha1(" ".join(args.overrides).encode()).hexdigest()[:8] if args.overrides else ""
+    results: dict[str, list[dict[str, dict[str, float]]]] = {"random": [], **{m: [] for m in methods}}
+    seconds: dict[str, float] = {m: 0.0 for m in methods}
     for seed in range(args.seeds):
         arch = "vit_small_patch16_224" if args.device == "cuda" else "vit_tiny_patch16_224"
         results["random"].append(score(f"random:{arch}:{seed}", tasks, os.path.join(args.out, f"random-{seed}"),
                                        args.device, settings))
-        for method in ("dino", "dora"):
-            run = os.path.join(args.out, f"{method}-{seed}")
+        for method in methods:
+            run = os.path.join(args.out, f"{method}-{seed}{variant}")
             config = load_config(TrainConfig, RECIPES[method],
-                                 overrides(method, seed, args.steps, shards, run, args.device))
+                                 overrides(method, seed, args.steps, shards, run, args.device) + args.overrides)
             t0 = time.monotonic()
             summary = Trainer(config).run()
             seconds[method] += time.monotonic() - t0
@@ -96,7 +107,7 @@ def main() -> int:
                   + ", ".join(f"{label} {results[method][-1][t][m]:.1f}" for t, m, label in COLUMNS), flush=True)
 
     print(f"\n{args.seeds} seed(s), {args.steps} steps, {FRAMES_PER_STEP} frames/step, "
-          f"{len(SCENE_CLIPS)} clips; training {seconds['dino']:.0f} s DINO, {seconds['dora']:.0f} s DoRA; "
+          f"{len(SCENE_CLIPS)} clips; training " + ", ".join(f"{seconds[m]:.0f} s {m}" for m in methods) + "; "
           f"total {time.monotonic() - started:.0f} s")
     print("| weights | " + " | ".join(label for _, _, label in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")

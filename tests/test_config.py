@@ -39,6 +39,14 @@ def test_yaml_then_overrides(tmp_path):
     assert isinstance(config.optim.lr, float)
 
 
+def test_a_choice_spelt_no_is_the_word_not_a_boolean(tmp_path):
+    """YAML 1.1 reads ``no`` as False: where the choices are words, the word is meant."""
+    assert load_config(Run, write(tmp_path, "precision: bf16\n"), ["precision=no"]).precision == "no"
+    assert load_config(Run, write(tmp_path, "precision: no\n")).precision == "no"
+    with pytest.raises(ConfigError, match="precision: True is not one of"):
+        load_config(Run, None, ["precision=yes"])
+
+
 def test_defaults_without_a_file():
     assert load_config(Run) == Run()
 

@@ -49,6 +49,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {_type_name(tp)}")
     if origin is typing.Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: take the word back
+            words = ("no", "off", "false") if value is False else ("yes", "on", "true")
+            value = next((w for w in words if w in typing.get_args(tp)), value)
         if value not in typing.get_args(tp):
             choices = ", ".join(repr(c) for c in typing.get_args(tp))
             raise ConfigError(f"{key}: {value!r} is not one of {choices}")

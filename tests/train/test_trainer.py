@@ -29,6 +29,7 @@ def test_a_run_leaves_what_a_person_wants(reference):
     for name in ("teacher_entropy", "dims_used", "feature_std", "feature_rank"):  # the collapse monitors
         assert 0 < float(last[name]) <= 1.05, name
     assert float(last["kl"]) > 0 and float(last["center_norm"]) > 0
+    assert 0 < float(last["data_wait"]) < 1  # loading in-process (num_workers=0): the step waits for it
     assert sorted(os.listdir(os.path.join(reference, "checkpoints"))) == ["latest", "step-00000010", "step-00000012"]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(reference, "tensorboard")))
     saved = open(os.path.join(reference, "config.yaml")).read()
@@ -39,7 +40,7 @@ def test_a_run_says_what_it_did_and_where_things_are(reference_run):
     out, result = reference_run
     assert "1/12" in result.stderr  # the bar moves every step, not every log_every
     assert "font" not in result.stderr.lower()  # no matplotlib font-cache chatter
-    assert "finished step 12 of 12" in result.stdout and "clips/s), last loss" in result.stdout
+    assert "finished step 12 of 12" in result.stdout and "waiting for data), last loss" in result.stdout
     for name in ("backbone.safetensors", "loss.png", "scalars.csv", "config.yaml", "checkpoints/step-00000012"):
         assert os.path.join(out, name) in result.stdout, name
     assert "1 intra-op threads" in result.stderr  # OMP_NUM_THREADS=1 is honoured
@@ -87,6 +88,25 @@ def test_views_rendered_in_the_training_process_give_the_same_run(reference, tra
     out = str(tmp_path / "run")
     run(train_cmd(train_shards, out, where, "data.num_workers=1"))
     assert_bit_identical(final_state(reference), final_state(out))
+
+
+@pytest.mark.slow
+def test_a_compiled_student_computes_the_same_losses(train_shards, tmp_path):
+    """run.compile: torch.compile (inductor) of the student's ViT, the same numbers to float tolerance
+    (global views only: one input shape, one compilation)."""
+    import csv
+
+    def losses(*extra: str) -> tuple[dict[int, float], dict]:
+        out = str(tmp_path / str(len(extra)))
+        run(train_cmd(train_shards, out, "data.local_crops=0", "run.max_steps=4", *extra))
+        rows = csv.DictReader(open(os.path.join(out, "scalars.csv")))
+        return {int(r["step"]): float(r["loss"]) for r in rows}, final_state(out)["student"]
+
+    (compiled, state), (eager, eager_state) = losses("run.compile=true"), losses()
+    assert sorted(compiled) == [2, 4]
+    for step, loss in compiled.items():
+        assert loss == pytest.approx(eager[step], rel=1e-4), step
+    assert set(state) == set(eager_state)  # the checkpoint keeps its keys
 
 
 @pytest.mark.slow

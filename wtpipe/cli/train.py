@@ -27,7 +27,10 @@ def summary(result: dict[str, Any]) -> str:
             "re-run the same command to resume" if result["stopped"] else
             f"finished step {result['step']} of {result['end']}")
     lines = [f"wtpipe train: {head}",
-             f"  {done} steps in {result['seconds']:.1f} s ({result['clips_per_s']:.1f} clips/s){loss}"]
+             f"  {done} steps in {result['seconds']:.1f} s ({result['clips_per_s']:.1f} clips/s, "
+             f"{result['data_wait']:.0%} of it waiting for data){loss}"]
+    if result.get("peak_gpu_gib") is not None:
+        lines.append(f"  peak GPU memory {result['peak_gpu_gib']:.1f} GiB (this rank)")
     where = [("weights", os.path.join(out, "backbone.safetensors")), ("checkpoint", result["checkpoint"]),
              ("loss curve", os.path.join(out, "loss.png")), ("scalars", os.path.join(out, "scalars.csv")),
              ("tensorboard", os.path.join(out, "tensorboard")), ("pictures", os.path.join(out, "viz")),

@@ -200,7 +200,10 @@ def _build_davis(out: str) -> None:
         handle.write("".join(f"{clip}\n" for clip in OBJECT_CLIPS))
 
 
-def _object_frames() -> Iterator[tuple[str, str, str, np.ndarray, np.ndarray]]:
+ObjectFrame = tuple[str, str, str, np.ndarray, np.ndarray]
+
+
+def _object_frames() -> Iterator[ObjectFrame]:
     """(split, clip, name, rgb, mask) of the cup and box frames for fine-tuning, at a 240-px short
     side: training frames from the first 60 % of each clip, validation frames from the last 30 %."""
     sources = testmedia.fetch_sources()
@@ -219,8 +222,8 @@ def _object_frames() -> Iterator[tuple[str, str, str, np.ndarray, np.ndarray]]:
                 yield split, clip, f"{clip}_{index:05d}", np.asarray(image.resize(size, Image.BICUBIC)), small
 
 
-def _build_seg(out: str) -> None:
-    for split, clip, name, rgb, mask in _object_frames():
+def _build_seg(out: str, frames: list[ObjectFrame]) -> None:
+    for split, clip, name, rgb, mask in frames:
         labels = np.where(mask, SEG_CLASSES.index(clip) + 1, 1).astype(np.uint8)
         edge = ndi.binary_dilation(mask, iterations=SEG_EDGE) & ~ndi.binary_erosion(mask, iterations=SEG_EDGE)
         labels[edge] = 0
@@ -231,13 +234,13 @@ def _build_seg(out: str) -> None:
         handle.write("".join(f"{name}\n" for name in SEG_CLASSES))
 
 
-def _build_det(out: str, human: list) -> None:
+def _build_det(out: str, frames: list[ObjectFrame], human: list) -> None:
     """COCO 2017 layout with instance masks (RLE): the cup and box frames split as for seg/, and the
     VOC and ARC2017 images with their human instance masks added to the training split."""
     from pycocotools import mask as coco_mask
 
     splits: dict[str, list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]]] = {"train2017": [], "val2017": []}
-    for split, clip, name, rgb, mask in _object_frames():
+    for split, clip, name, rgb, mask in frames:
         splits["train2017" if split == "training" else "val2017"].append((name, rgb, [(clip, mask)]))
     for name, rgb, objects, masks in human:
         splits["train2017"].append((name, rgb, [(cls, m) for (cls, _), m in zip(objects, masks)]))
@@ -282,9 +285,10 @@ def build(out: str | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         items = _object_images(tmp)
     _build_objects(tmp_out, items)
-    _build_det(tmp_out, [item for item in items if item[0] in ("voc", "arc2017")])
+    frames = list(_object_frames())  # decoded once, for seg/ and det/
+    _build_det(tmp_out, frames, [item for item in items if item[0] in ("voc", "arc2017")])
     _build_davis(tmp_out)
-    _build_seg(tmp_out)
+    _build_seg(tmp_out, frames)
     _build_scenes(tmp_out)
     with open(os.path.join(tmp_out, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(README)

@@ -54,10 +54,11 @@ class BackboneWithHead(nn.Module):
     batch size: DoRA passes all masked views as one and all local crops as another).
     """
 
-    def __init__(self, backbone: ViTBackbone, head: nn.Module) -> None:
+    def __init__(self, backbone: ViTBackbone, head: nn.Module, chunk: int = 0) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.chunk = chunk  # images per backbone call; 0: every view of a size in one call
         self.features: torch.Tensor | None = None  # the first views' backbone features, for the monitors
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -66,7 +67,9 @@ class BackboneWithHead(nn.Module):
             end = start
             while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
                 end += 1
-            features.append(self.backbone(torch.cat(views[start:end])))
+            images = torch.cat(views[start:end])
+            chunks = images.split(self.chunk) if self.chunk else [images]
+            features.append(torch.cat([self.backbone(chunk) for chunk in chunks]))
             start = end
         self.features = features[0].detach()
         outputs = self.head(torch.cat(features))

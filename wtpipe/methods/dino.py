@@ -90,7 +90,7 @@ class DINOMethod:
             backbone = ViTBackbone(model.arch, drop_path_rate=drop_path, pos_interpolation=model.pos_interpolation)
             head = DINOHead(backbone.embed_dim, model.out_dim, model.hidden_dim, model.bottleneck_dim,
                             use_bn=model.use_bn_in_head, norm_last_layer=model.norm_last_layer)
-            return BackboneWithHead(backbone, head)
+            return BackboneWithHead(backbone, head, model.forward_chunk)
 
         self.student = network(model.drop_path_rate)
         self.student.backbone.vit.set_grad_checkpointing(model.grad_checkpointing)

@@ -50,6 +50,7 @@ class ModelConfig:
     use_bn_in_head: bool = False  # batch norm in the projection head MLP
     pos_interpolation: PosInterpolation = "dino"  # position embeddings of other view sizes (models/vit.py)
     grad_checkpointing: bool = False  # student blocks recomputed in backward: less memory, more time
+    forward_chunk: int = 0  # images per student backbone call (0: all views of a size at once)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -103,6 +104,7 @@ class RunConfig:
     viz_every: int = 0  # DoRA: write mask pictures to RUN/viz every N steps (0: only at the end)
     threads: int = 0  # intra-op threads; 0: OMP_NUM_THREADS if set, else cores per rank - loader workers
     dist_timeout_minutes: float = 10.0  # a collective waiting this long on a dead rank fails the job
+    compile: bool = False  # torch.compile the student's ViT (GPU runs; the first steps pay the compile)
 
 
 @dataclass
@@ -135,9 +137,10 @@ class TrainConfig:
 # may be resumed with different values of these.
 NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("data", "augment_on"), ("data", "decode_on"),
                     ("run", "output_dir"), ("run", "threads"),
-                    ("run", "dist_timeout_minutes"),
+                    ("run", "dist_timeout_minutes"), ("run", "compile"),
                     ("run", "checkpoint_every"), ("run", "keep_last"), ("run", "log_every"),
                     ("run", "max_steps"), ("run", "viz_every"), ("model", "grad_checkpointing"),
+                    ("model", "forward_chunk"),
                     *(("eval", f.name) for f in fields(EvalConfig))}
 
 

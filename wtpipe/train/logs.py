@@ -9,7 +9,7 @@ import os
 
 MONITORS = ["teacher_entropy", "dims_used", "kl", "center_norm", "feature_std", "feature_rank", "teacher_temp",
             "mask_fraction"]
-COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", *MONITORS,
+COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", "data_wait", *MONITORS,
            "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost"]
 
 
@@ -65,7 +65,8 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
 
     monitors = "teacher_entropy" in columns
     validation = [c for c in columns if c.startswith("val_")]
-    fig, axes = plt.subplots(1, 2 + 2 * monitors + bool(validation), figsize=(4.5 * (2 + 2 * monitors + bool(validation)), 3.6))
+    panels = 2 + 2 * monitors + bool(validation)
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6))
     axes[0].plot(*series("loss"), label="loss")
     if out_dim:
         axes[0].axhline(math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)")

@@ -62,6 +62,8 @@ class Trainer:
         self.ckpt_root = os.path.join(self.out, "checkpoints")
         set_seed(config.run.seed)  # identical initial weights on every rank
         self.method = METHODS[config.method.name](config)
+        if config.run.compile:  # in place: the state dict keeps its keys, so checkpoints do not change
+            self.method.student.backbone.vit.compile()
         # fused: one kernel for the whole update on CUDA; the for-each path elsewhere (CPU runs stay as they were)
         optimizer = torch.optim.AdamW(decay_groups(self.method.student), fused=torch.cuda.is_available())
         self.student, self.optimizer = self.accelerator.prepare(self.method.student, optimizer)
@@ -73,6 +75,9 @@ class Trainer:
         self._started = time.monotonic()
         self.collapsed: list[str] = []  # collapse kinds warned about ("uniform", "one-hot")
         self._suspect: str | None = None
+        o, m = config.optim, config.method
+        self._settled = max(o.warmup_epochs, m.warmup_teacher_temp_epochs) * o.steps_per_epoch  # collapse watch starts
+        self._waited = 0.0  # seconds this process has waited for the loader's batches
 
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> tuple[int, dict[str, Any] | None]:
@@ -170,7 +175,10 @@ class Trainer:
         epoch = step // o.steps_per_epoch
         total = torch.zeros((), device=acc.device)
         for micro in range(o.grad_accum):
-            batch = to_device(next(batches), acc.device)
+            asked = time.monotonic()
+            batch = next(batches)
+            self._waited += time.monotonic() - asked
+            batch = to_device(batch, acc.device)
             sync = micro == o.grad_accum - 1
             context = acc.no_sync(self.student) if not sync else torch.enable_grad()
             with context, acc.autocast():
@@ -196,9 +204,7 @@ class Trainer:
 
     def _watch_collapse(self, step: int, scalars: dict[str, float]) -> None:
         """Warn (once per kind) when two logging steps in a row, after the warm-ups, show collapse."""
-        cfg = self.config
-        settled = max(cfg.optim.warmup_epochs, cfg.method.warmup_teacher_temp_epochs) * cfg.optim.steps_per_epoch
-        kind = collapse(scalars, cfg.model.out_dim) if step > settled else None
+        kind = collapse(scalars, self.config.model.out_dim) if step > self._settled else None
         if kind is not None and kind == self._suspect and kind not in self.collapsed:
             self.collapsed.append(kind)
             log.warning("step %d: the run has collapsed: %s", step, REMEDIES[kind])
@@ -236,6 +242,8 @@ class Trainer:
         return {"main": acc.is_main_process, "step": step, "end": end, "start_step": self.start_step, "stopped": stopped,
                 "signal": stop.signal_name, "loss": loss, "seconds": seconds,
                 "clips_per_s": trained * self._clips_per_step / seconds if seconds > 0 else 0.0,
+                "data_wait": self._waited / seconds if seconds > 0 else 0.0,
+                "peak_gpu_gib": torch.cuda.max_memory_allocated(acc.device) / 2**30 if acc.device.type == "cuda" else None,
                 "output_dir": self.out, "checkpoint": rundir.latest(self.ckpt_root),
                 "skipped_shards": self.index.skipped, "sample_failures": dataset.failures,
                 "collapsed": self.collapsed}
@@ -246,7 +254,7 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         self._seed_training_rng()
         bar = tqdm(total=end, initial=self.start_step, desc="train", unit="step", disable=not acc.is_main_process)
-        step, last_step, last_time = self.start_step, self.start_step, time.monotonic()
+        step, last_step, last_time, last_waited = self.start_step, self.start_step, time.monotonic(), self._waited
         stopped, mean_loss = False, float("nan")
         while step < end:
             lr, wd, momentum = self._set_schedules(step)
@@ -256,13 +264,16 @@ class Trainer:
             bar.update(1)
             evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
             if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
-                monitors = self._mean_over_ranks(loss, scalars)
+                now = time.monotonic()
+                # the loader stall: the fraction of the wall time since the last row spent waiting for batches
+                wait = (self._waited - last_waited) / max(now - last_time, 1e-9)
+                monitors = self._mean_over_ranks(loss, {**scalars, "data_wait": wait})
                 mean_loss = monitors.pop("loss")
                 self._watch_collapse(step, monitors)
-                now = time.monotonic()
                 rate = self._clips_per_step * (step - last_step) / max(now - last_time, 1e-9)
-                last_step, last_time = step, now
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+                last_step, last_time, last_waited = step, now, self._waited
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}",
+                                data_wait=f"{monitors['data_wait']:.0%}")
                 if logs is not None:
                     logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
                                       "wd": wd, "momentum": momentum, "clips_per_s": rate, **monitors,
