@@ -85,8 +85,9 @@ def main() -> int:
     tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json"),
              "davis": os.path.join(data, "davis")}
     settings = {"davis": {"short_side": 240}, "discover": {"pictures": 0}, "knn": {"cache_dir": ""}}
-    # runs with overrides get their own directories: shards and random-init scores are shared
-    variant = "-" + hashlib.sha1(" ".join(args.overrides).encode()).hexdigest()[:8] if args.overrides else ""
+    # each budget and set of overrides trains into its own directories; shards and random-init scores are shared
+    variant = f"-{args.steps}steps" + ("-" + hashlib.sha1(" ".join(args.overrides).encode()).hexdigest()[:8]
+                                       if args.overrides else "")
     results: dict[str, list[dict[str, dict[str, float]]]] = {"random": [], **{m: [] for m in methods}}
     seconds: dict[str, float] = {m: 0.0 for m in methods}
     for seed in range(args.seeds):

@@ -1,5 +1,6 @@
 """Segmentation fine-tuning end to end on the real sample set, from a wtpipe-train backbone:
-the loss falls, validation beats the trivial predictor, and a SIGKILLed run resumes bit-identical."""
+the loss falls, validation beats the trivial predictor, and a SIGKILLed run with a damaged newest
+checkpoint resumes bit-identical."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from tests.finetune.runs import seg_cmd
-from tests.train.runs import ENV, final_state, kill_at, run
+from tests.train.runs import ENV, damage, final_state, kill_at, run
+from wtpipe import rundir
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,10 @@ def test_sigkill_mid_finetune_then_rerun_is_bit_identical(seg_data, reference, t
     run(seg_cmd(seg_data, reference, whole))
     for step in (4, 8):  # killed twice, somewhere after each checkpoint (validation at 6 included)
         kill_at(seg_cmd(seg_data, reference, killed), killed, step)
-    run(seg_cmd(seg_data, reference, killed))
+    newest = rundir.latest(os.path.join(killed, rundir.CHECKPOINTS))
+    damage(newest, "bit flip")  # and the newest checkpoint damaged: named, set aside, the one before used
+    result = run(seg_cmd(seg_data, reference, killed))
+    assert f"checkpoint {newest} is damaged" in result.stderr
     a, b = final_state(whole), final_state(killed)
     assert a["step"] == b["step"] == 12
     for key in a["model"]:

@@ -116,3 +116,19 @@ def assert_bit_identical(a: dict, b: dict) -> None:
 def logged_steps(out: str) -> list[int]:
     with open(os.path.join(out, "scalars.csv")) as handle:
         return [int(line.split(",")[0]) for line in handle.read().splitlines()[1:]]
+
+
+def damage(path: str, how: str) -> None:
+    """Damage checkpoint ``path`` as a crash or a disk would: truncated, a bit flipped, a file missing."""
+    state = os.path.join(path, rundir.STATE)
+    if how == "truncated":
+        with open(state, "r+b") as handle:
+            handle.truncate(os.path.getsize(state) // 2)
+    elif how == "bit flip":
+        with open(state, "r+b") as handle:
+            handle.seek(os.path.getsize(state) // 2)
+            byte = handle.read(1)
+            handle.seek(-1, os.SEEK_CUR)
+            handle.write(bytes([byte[0] ^ 0x10]))
+    else:
+        os.remove(os.path.join(path, "rng-rank0.pt"))

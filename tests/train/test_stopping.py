@@ -13,7 +13,7 @@ import pytest
 from wtpipe import rundir
 from wtpipe.train.resources import thread_budget
 
-from .runs import (assert_bit_identical, ddp_cmd, descendants, final_state, logged_steps, run, start, train_cmd,
+from .runs import (assert_bit_identical, damage, ddp_cmd, descendants, final_state, logged_steps, run, start, train_cmd,
                    wait_gone)
 
 WORKERS = "data.num_workers=2"  # loader workers in the group: they must neither die nor hang the exit
@@ -100,21 +100,6 @@ def test_torchrun_ranks_stop_together_on_ctrl_c_and_on_a_scheduler_sigterm(train
     run(ddp_cmd(train_shards, out, 29624, *extra))
     assert_bit_identical(final_state(ref), final_state(out))
     assert logged_steps(out) == logged_steps(ref)
-
-
-def damage(path: str, how: str) -> None:
-    state = os.path.join(path, rundir.STATE)
-    if how == "truncated":
-        with open(state, "r+b") as handle:
-            handle.truncate(os.path.getsize(state) // 2)
-    elif how == "bit flip":
-        with open(state, "r+b") as handle:
-            handle.seek(os.path.getsize(state) // 2)
-            byte = handle.read(1)
-            handle.seek(-1, os.SEEK_CUR)
-            handle.write(bytes([byte[0] ^ 0x10]))
-    else:
-        os.remove(os.path.join(path, "rng-rank0.pt"))
 
 
 @pytest.mark.parametrize("how", ["truncated", "bit flip", "missing file"])

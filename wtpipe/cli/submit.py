@@ -128,10 +128,15 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
         return 0
     print(f"submitted job {job.job_id}: {what}")
     print(f"  logs     {job.paths.stdout} (and _log.err), one per task")
-    print(f"  watch    squeue -j {job.job_id}; sacct -j {job.job_id}")
+    watch_lines([str(job.job_id)])
     print(f"  stop     scancel --signal=USR1 {job.job_id}   (saves at the next step, then ends)")
-    print(f"  cancel   scancel {job.job_id}")
     return 0
+
+
+def watch_lines(ids: list[str]) -> None:
+    """How to follow and cancel the submitted jobs."""
+    print(f"  watch    squeue -j {','.join(ids)}; sacct -j {','.join(ids)}")
+    print(f"  cancel   scancel {' '.join(ids)}")
 
 
 def check(command: str, argv: list[str]) -> str | None:
@@ -205,8 +210,7 @@ def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: b
         return 1 if failed else 0
     print(f"  logs     {logs}/{ids[0]}_*/ (one folder per array task), {logs}/{ids[-1]}/" if jobs.array
           else f"  logs     {logs}/{ids[-1]}/")
-    print(f"  watch    squeue -j {','.join(ids)}; sacct -j {','.join(ids)}")
-    print(f"  cancel   scancel {' '.join(ids)}")
+    watch_lines(ids)
     print("  a unit that fails is listed in the assembly's log and manifest; submit the same command "
           "again to run only the units not done")
     return 0
