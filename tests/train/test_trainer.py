@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -219,6 +220,24 @@ def test_a_collapsed_run_is_named_with_the_remedies(train_shards, tmp_path):
     assert "the run has collapsed: the teacher's output is uniform" in result.stderr
     assert "lower method.teacher_temp" in result.stderr
     assert "warning: the run collapsed (uniform)" in result.stdout
+
+
+def _file_size_limit() -> None:
+    """A 4 MB cap on every file the run writes, failing a write (EFBIG) as a full disk would."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_leaves_nothing_half_written(train_shards, tmp_path):
+    out = str(tmp_path / "run")
+    failed = subprocess.run(train_cmd(train_shards, out), capture_output=True, text=True, env=ENV,
+                            preexec_fn=_file_size_limit)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"wtpipe-train: cannot write checkpoint {out}/checkpoints/step-00000002: File too large")
+    assert "re-run the same command" in last and "Traceback" not in failed.stderr
+    assert not [name for name in os.listdir(os.path.join(out, "checkpoints")) if name.startswith("step-")]
+    assert "finished step 12 of 12" in run(train_cmd(train_shards, out)).stdout
 
 
 def test_a_healthy_run_raises_no_collapse_warning(reference_run):

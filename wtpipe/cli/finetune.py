@@ -52,12 +52,16 @@ def main(argv: list[str], prog: str = "wtpipe eval", task: str = "seg") -> int:
     from wtpipe.eval.datasets import LayoutError
     from wtpipe.finetune.loop import Finetuner, ResumeError
     from wtpipe.models.weights import WeightsError
+    from wtpipe.train.checkpoint import WriteError
 
     try:
         result = Finetuner(config, make_task(task, config)).run()
     except (LayoutError, WeightsError, ResumeError, FileNotFoundError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    except (WriteError, OSError) as err:  # a full disk or a quota: the one line names the file
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

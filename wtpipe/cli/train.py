@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
         print(f"{prog}: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)
         return 2
     setup_logging()
+    from wtpipe.train.checkpoint import WriteError
     from wtpipe.train.trainer import ResumeError, Trainer
 
     try:
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
     except (ResumeError, FileNotFoundError, ValueError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    except (WriteError, OSError) as err:  # a full disk or a quota: the one line names the file
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if os.environ.get("RANK", "0") != "0":
             return 130

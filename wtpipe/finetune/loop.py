@@ -146,7 +146,8 @@ class Finetuner:
                      "optimizer": self.optimizer.optimizer.state_dict(), "best": self.best}
             if acc.scaler is not None:
                 state["scaler"] = acc.scaler.state_dict()
-            checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
+            with checkpoint.writing(self.ckpt_root, directory, step):
+                checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
         acc.wait_for_everyone()
 
     def _write_model(self, folder: str, metrics: dict[str, float], step: int) -> None:
@@ -232,25 +233,24 @@ class Finetuner:
                 checkpoint.set_rng_state(self._rng)
             else:
                 torch.manual_seed(cfg.run.seed + 1 + self.rank)
-            bar = tqdm(total=end, initial=step, desc="finetune", unit="step", disable=not acc.is_main_process)
-            while step < end and not stopped:
-                lr = self._set_lr(step)
-                loss = self._step(batches)
-                step += 1
-                bar.update(1)
-                if step % cfg.run.log_every == 0 or step == end:
-                    mean_loss = float(acc.reduce(loss, "mean").item())
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                    if logs is not None:
-                        logs.write(step, {"loss": mean_loss, "lr": lr})
-                stopped = stop.agreed(acc.device)
-                if not stopped and cfg.run.val_every and step % cfg.run.val_every == 0 and step != end:
-                    self._validate(step, logs)  # before the checkpoint, which keeps the best
-                if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
-                    self._save(step)
-                    if logs is not None:
-                        plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
-            bar.close()
+            with tqdm(total=end, initial=step, desc="finetune", unit="step", disable=not acc.is_main_process) as bar:
+                while step < end and not stopped:
+                    lr = self._set_lr(step)
+                    loss = self._step(batches)
+                    step += 1
+                    bar.update(1)
+                    if step % cfg.run.log_every == 0 or step == end:
+                        mean_loss = float(acc.reduce(loss, "mean").item())
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                        if logs is not None:
+                            logs.write(step, {"loss": mean_loss, "lr": lr})
+                    stopped = stop.agreed(acc.device)
+                    if not stopped and cfg.run.val_every and step % cfg.run.val_every == 0 and step != end:
+                        self._validate(step, logs)  # before the checkpoint, which keeps the best
+                    if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
+                        self._save(step)
+                        if logs is not None:
+                            plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
         return step, stopped, mean_loss
 
     def run(self) -> Result:

@@ -13,12 +13,14 @@ does not (truncated, bit-flipped, a file missing) is named in the log and set as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,10 @@ SET_ASIDE = "corrupt-"
 
 class CorruptCheckpoint(Exception):
     """A checkpoint whose files do not match its checksums or do not load."""
+
+
+class WriteError(Exception):
+    """A checkpoint that could not be written (disk full, quota, file-size limit)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -79,9 +85,34 @@ def start(accelerator: Any, root: str, step: int) -> str:
     return directory
 
 
+@contextlib.contextmanager
+def writing(root: str, directory: str, step: int) -> Iterator[None]:
+    """Turn a failed write into one :class:`WriteError` line and delete the half-written
+    ``directory``: the space comes back, and the last complete checkpoint stays the one a re-run
+    resumes from."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(directory, ignore_errors=True)
+        free = shutil.disk_usage(root).free / 2**30
+        raise WriteError(f"cannot write checkpoint {os.path.join(root, step_name(step))}: {_reason(err)} "
+                         f"({free:.1f} GiB free there); earlier checkpoints are untouched: make room and "
+                         f"re-run the same command to resume") from err
+
+
+def _reason(err: BaseException) -> str:
+    """The operating system's words (torch.save reports a failed write as a RuntimeError whose
+    context holds the OSError)."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    return seen.strerror or str(seen) if isinstance(seen, OSError) else str(err)
+
+
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:
     """Main process: write the shared state into ``directory``, rename it final, point ``latest``, prune."""
-    torch.save(state, os.path.join(directory, STATE))
+    with open(os.path.join(directory, STATE), "wb") as handle:  # a Python file: failures keep their errno
+        torch.save(state, handle)
     sums = {name: _digest(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
     write_json_atomic(os.path.join(directory, CHECKSUMS), json.dumps(sums, indent=1))
     final = os.path.join(root, step_name(step))

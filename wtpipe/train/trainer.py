@@ -133,8 +133,9 @@ class Trainer:
                      "method": self.method.state_dict()}
             if acc.scaler is not None:
                 state["scaler"] = acc.scaler.state_dict()
-            self._write_backbone(os.path.join(directory, rundir.BACKBONE), step)
-            checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
+            with checkpoint.writing(self.ckpt_root, directory, step):
+                self._write_backbone(os.path.join(directory, rundir.BACKBONE), step)
+                checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
         acc.wait_for_everyone()
 
     def _write_backbone(self, path: str, step: int) -> None:
@@ -253,39 +254,40 @@ class Trainer:
         """The steps: (last step done, stopped by a signal, last logged mean loss)."""
         cfg, acc = self.config, self.accelerator
         self._seed_training_rng()
-        bar = tqdm(total=end, initial=self.start_step, desc="train", unit="step", disable=not acc.is_main_process)
         step, last_step, last_time, last_waited = self.start_step, self.start_step, time.monotonic(), self._waited
         stopped, mean_loss = False, float("nan")
-        while step < end:
-            lr, wd, momentum = self._set_schedules(step)
-            loss, scalars = self._step(batches, step)
-            ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
-            step += 1
-            bar.update(1)
-            evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
-            if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
-                now = time.monotonic()
-                # the loader stall: the fraction of the wall time since the last row spent waiting for batches
-                wait = (self._waited - last_waited) / max(now - last_time, 1e-9)
-                monitors = self._mean_over_ranks(loss, {**scalars, "data_wait": wait})
-                mean_loss = monitors.pop("loss")
-                self._watch_collapse(step, monitors)
-                rate = self._clips_per_step * (step - last_step) / max(now - last_time, 1e-9)
-                last_step, last_time, last_waited = step, now, self._waited
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}",
-                                data_wait=f"{monitors['data_wait']:.0%}")
-                if logs is not None:
-                    logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
-                                      "wd": wd, "momentum": momentum, "clips_per_s": rate, **monitors,
-                                      **(evaluated or {})})
-            stopped = stop.agreed(acc.device)
-            if acc.is_main_process and ((cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
-                self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
-            if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
-                self._save(step)
-                if logs is not None:
-                    plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"), cfg.model.out_dim)
-            if stopped:
-                break
-        bar.close()
+        # the bar is closed on errors too, so an error message starts on a line of its own
+        with tqdm(total=end, initial=self.start_step, desc="train", unit="step",
+                  disable=not acc.is_main_process) as bar:
+            while step < end:
+                lr, wd, momentum = self._set_schedules(step)
+                loss, scalars = self._step(batches, step)
+                ema_update(self.method.teacher, acc.unwrap_model(self.student), momentum)
+                step += 1
+                bar.update(1)
+                evaluated = self._evaluate(step) if cfg.eval.every and step % cfg.eval.every == 0 else None
+                if step % cfg.run.log_every == 0 or step == end or evaluated is not None:
+                    now = time.monotonic()
+                    # the loader stall: the fraction of the wall time since the last row spent waiting for batches
+                    wait = (self._waited - last_waited) / max(now - last_time, 1e-9)
+                    monitors = self._mean_over_ranks(loss, {**scalars, "data_wait": wait})
+                    mean_loss = monitors.pop("loss")
+                    self._watch_collapse(step, monitors)
+                    rate = self._clips_per_step * (step - last_step) / max(now - last_time, 1e-9)
+                    last_step, last_time, last_waited = step, now, self._waited
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}",
+                                    data_wait=f"{monitors['data_wait']:.0%}")
+                    if logs is not None:
+                        logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
+                                          "wd": wd, "momentum": momentum, "clips_per_s": rate, **monitors,
+                                          **(evaluated or {})})
+                stopped = stop.agreed(acc.device)
+                if acc.is_main_process and ((cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end):
+                    self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
+                if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
+                    self._save(step)
+                    if logs is not None:
+                        plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"), cfg.model.out_dim)
+                if stopped:
+                    break
         return step, stopped, mean_loss
