@@ -18,6 +18,7 @@ Usage: python benchmarks/learning.py [--seeds 3] [--steps 100] [--out DIR] [--de
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import logging
 import os
@@ -104,7 +105,7 @@ def main() -> int:
             if summary["collapsed"]:
                 print(f"{method} seed {seed}: collapsed ({', '.join(summary['collapsed'])})")
             results[method].append(score(run, tasks, os.path.join(run, "eval"), args.device, settings))
-            print(f"{method} seed {seed}: loss {summary['loss']:.3f} "
+            print(f"{method} seed {seed}: loss {last_loss(run):.3f} "
                   + ", ".join(f"{label} {results[method][-1][t][m]:.1f}" for t, m, label in COLUMNS), flush=True)
 
     print(f"\n{args.seeds} seed(s), {args.steps} steps, {FRAMES_PER_STEP} frames/step, "
@@ -121,6 +122,13 @@ def main() -> int:
         print(f"| {'random init' if name == 'random' else name.upper() if name == 'dino' else 'DoRA'} | "
               + " | ".join(cells) + " |")
     return 0
+
+
+def last_loss(run: str) -> float:
+    """The run's last logged loss (the trainer's summary has none for a run finished earlier)."""
+    with open(os.path.join(run, "scalars.csv"), newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["loss"]) if rows else float("nan")
 
 
 if __name__ == "__main__":

@@ -96,14 +96,11 @@ def test_dry_run_prints_the_sbatch_script_for_the_options_given(tmp_path):
 
 @pytest.mark.slow
 def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slurm, train_shards, tmp_path):
-    ref, plain, out, logs = (str(tmp_path / n) for n in ("ref", "plain", "run", "logs"))
+    """The preempted and time-limited job ends bit-identical to torchrun on one machine, which is
+    also what an uninterrupted two-node job must give (so that run is not repeated here)."""
+    ref, out, logs = (str(tmp_path / n) for n in ("ref", "run", "logs"))
     slow = ("data.global_size=64", "run.checkpoint_every=100")  # steps long enough to land signals in
     run(ddp_cmd(train_shards, ref, 29641, *slow))
-    job = submit(train_shards, plain, logs, *slow)
-    wait_until(lambda: squeue(job) == "")
-    assert_bit_identical(final_state(ref), final_state(plain))
-    assert os.path.exists(os.path.join(plain, "backbone.safetensors"))
-
     job = submit(train_shards, out, logs, *slow)
     wait_until(lambda: rows(out) >= 1)
     subprocess.run(["scontrol", "requeue", job], check=True)  # what preemption does
@@ -114,6 +111,7 @@ def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slur
     assert "requeueing job" in text and text.count("resuming from") >= 2, text[-3000:]
     assert_bit_identical(final_state(ref), final_state(out))
     assert logged_steps(out) == logged_steps(ref)
+    assert os.path.exists(os.path.join(out, "backbone.safetensors"))
 
     killed = str(tmp_path / "killed")
     job = submit(train_shards, killed, logs, *slow, "run.checkpoint_every=2", "run.dist_timeout_minutes=1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from wtpipe.methods.dino import DINOLoss
@@ -53,3 +54,30 @@ def test_gradient_flows_to_the_student_only():
     DINOLoss(16)(student, teacher, epoch=0).backward()
     assert all(s.grad is not None and s.grad.abs().sum() > 0 for s in student)
     assert all(t.grad is None for t in teacher)
+
+
+def test_koleo_adds_dinov2s_sum_over_the_two_global_views(train_shards):
+    """``method.koleo``: DINOv2's term, a sum of KoLeo over each global view's [CLS] features
+    (never between two views of the same image), times the weight; 0 leaves DINO's loss alone."""
+    from wtpipe.config import load_config
+    from wtpipe.data.index import ShardIndex
+    from wtpipe.data.loader import ClipDataset
+    from wtpipe.methods.dino import DINOMethod
+    from wtpipe.ops.koleo import koleo_loss
+    from wtpipe.train.config import TrainConfig
+
+    from ..train.runs import TINY
+
+    losses = {}
+    for weight in (0.0, 0.1):
+        config = load_config(TrainConfig, None, [f"data.shards={train_shards}", *TINY, f"method.koleo={weight}"])
+        torch.manual_seed(0)
+        method = DINOMethod(config)
+        dataset = ClipDataset(ShardIndex.build(train_shards), 1, 1, method.views())
+        batch = method.collate([dataset[(i, 0)] for i in range(4)])
+        losses[weight], logs = method.loss(method.student, batch, epoch=0)
+    features = method.student.features.detach()
+    assert features.shape == (8, 192)  # 2 global views x 4 images
+    expected = koleo_loss(features[:4]) + koleo_loss(features[4:])
+    assert logs["koleo"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (losses[0.1] - losses[0.0]).item() == pytest.approx(0.1 * expected.item(), rel=1e-4)

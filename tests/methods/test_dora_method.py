@@ -112,3 +112,25 @@ def test_gradient_checkpointing_gives_bit_identical_loss_and_gradients(train_sha
     (plain_loss, plain), (ckpt_loss, ckpt) = results
     assert torch.equal(plain_loss, ckpt_loss) and len(plain) == len(ckpt) > 100
     assert all(torch.equal(a, b) for a, b in zip(plain, ckpt))
+
+
+def test_koleo_adds_its_term_over_each_frames_masked_views(train_shards):
+    """``method.koleo``: the loss grows by weight x the mean over frames of KoLeo over that frame's
+    masked views (3 objects x 2 clips); 0 leaves the loss as DoRA computes it."""
+    from wtpipe.ops.koleo import koleo_loss
+
+    losses = {}
+    for weight in (0.0, 0.5):
+        config = load_config(TrainConfig, None, [f"data.shards={train_shards}", *TINY, *DORA, f"method.koleo={weight}"])
+        torch.manual_seed(0)
+        method = DoRAMethod(config)
+        dataset = ClipDataset(ShardIndex.build(train_shards), 4, 2, method.views())
+        batch = method.collate([dataset[(0, 1)], dataset[(3, 2)]])
+        torch.manual_seed(1)
+        losses[weight], logs = method.loss(method.student, batch, epoch=0)
+    features = method.student.features.detach().reshape(3, 2, 4, -1)  # (object, clip, frame, D)
+    expected = torch.stack([koleo_loss(features[:, :, t].flatten(0, 1)) for t in range(4)]).mean()
+    assert logs["koleo"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (losses[0.5] - losses[0.0]).item() == pytest.approx(0.5 * expected.item(), rel=1e-4)
+    losses[0.5].backward()
+    assert method.student.backbone.vit.cls_token.grad is not None

@@ -149,6 +149,20 @@ def test_resuming_with_another_config_is_refused(reference, train_shards, tmp_pa
     assert result.returncode == 2 and "optim.lr: 0.0005 -> 0.1" in result.stderr
 
 
+def test_a_key_added_since_a_checkpoint_counts_as_its_default():
+    """A checkpoint written before ``method.koleo`` existed resumes with it at 0 (what the older
+    code computed), and is refused with it on."""
+    from wtpipe.config import to_dict
+    from wtpipe.train.config import TrainConfig, config_differences
+
+    saved = to_dict(TrainConfig())
+    del saved["method"]["koleo"]
+    assert config_differences(saved, to_dict(TrainConfig())) == []
+    current = to_dict(TrainConfig())
+    current["method"]["koleo"] = 0.1
+    assert config_differences(saved, current) == ["method.koleo: 0.0 -> 0.1"]
+
+
 def test_bad_configs_are_named(train_shards):
     result = subprocess.run(train_cmd(train_shards, "/tmp/unused", "optim.lrr=1"), capture_output=True, text=True)
     assert result.returncode == 2 and "unknown config key 'optim.lrr' (did you mean optim.lr?)" in result.stderr

@@ -59,7 +59,7 @@ class BackboneWithHead(nn.Module):
         self.backbone = backbone
         self.head = head
         self.chunk = chunk  # images per backbone call; 0: every view of a size in one call
-        self.features: torch.Tensor | None = None  # the first views' backbone features, for the monitors
+        self.features: torch.Tensor | None = None  # the first views' backbone features: monitors, KoLeo
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         features, start = [], 0
@@ -71,7 +71,7 @@ class BackboneWithHead(nn.Module):
             chunks = images.split(self.chunk) if self.chunk else [images]
             features.append(torch.cat([self.backbone(chunk) for chunk in chunks]))
             start = end
-        self.features = features[0].detach()
+        self.features = features[0]
         outputs = self.head(torch.cat(features))
         return list(outputs.split([len(view) for view in views]))
 

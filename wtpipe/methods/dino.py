@@ -20,6 +20,7 @@ from wtpipe.data.transforms import MultiCrop, MultiCropSpec, PlannedCrops
 from wtpipe.methods.base import BackboneWithHead, register
 from wtpipe.models.heads import DINOHead
 from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops.koleo import koleo_loss
 from wtpipe.ops.monitors import distillation_monitors
 from wtpipe.ops.schedules import linear_warmup_then_constant
 from wtpipe.train.config import TrainConfig
@@ -101,6 +102,7 @@ class DINOMethod:
                                   method.warmup_teacher_temp_epochs, method.student_temp, method.center_momentum)
         self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
                                   data.global_scale, data.local_scale)
+        self.koleo = method.koleo
 
     def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
         return FirstFrameCrops(MultiCrop(self.spec), planned)
@@ -115,7 +117,16 @@ class DINOMethod:
         # Each teacher global view against the student's other global view; before the loss moves the centre.
         scalars = self.monitors(torch.cat(teacher_out), torch.cat(student_out[1::-1]), epoch)
         loss = self.criterion(student_out, teacher_out, epoch)
-        return loss, scalars
+        return self.add_koleo(loss, scalars, self.student.features.chunk(2))
+
+    def add_koleo(self, loss: torch.Tensor, scalars: dict[str, Any], groups: tuple[torch.Tensor, ...],
+                  reduce: Callable[[torch.Tensor], torch.Tensor] = torch.sum) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``loss`` + ``koleo`` x the KoLeo terms of the feature ``groups`` (each a set of different
+        images), reduced as DINOv2 does (a sum over the global views); unchanged when it is off."""
+        if not self.koleo:
+            return loss, scalars
+        term = reduce(torch.stack([koleo_loss(group) for group in groups]))
+        return loss + self.koleo * term, {**scalars, "koleo": term.detach()}
 
     def monitors(self, teacher: torch.Tensor, student: torch.Tensor, epoch: int) -> dict[str, Any]:
         """Collapse and learning monitors (``wtpipe.ops.monitors``) of paired teacher/student rows."""

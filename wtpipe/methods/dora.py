@@ -155,4 +155,8 @@ class DoRAMethod(DINOMethod):
         # Monitors pair each frame's teacher output with the student's view of its first object.
         scalars = self.monitors(found.logits.flatten(0, 1), student_masked[0].flatten(0, 1), epoch)
         loss = self.criterion(student_masked, student_local, found.logits, epoch)
-        return loss, {**scalars, "mask_fraction": found.masks.float().mean()}
+        # KoLeo per frame over its masked views (every object of every clip: different content),
+        # averaged over the clip's frames; a frame's object is never pushed away from itself in another frame.
+        per_frame = self.student.features.reshape(self.objects, b, t, -1).transpose(0, 2).flatten(1, 2)
+        return self.add_koleo(loss, {**scalars, "mask_fraction": found.masks.float().mean()}, per_frame.unbind(0),
+                              torch.mean)

@@ -84,6 +84,7 @@ class MethodConfig:
     warmup_teacher_temp: float = 0.04  # teacher temperature at step 0
     warmup_teacher_temp_epochs: int = 0  # linear teacher-temperature warm-up
     center_momentum: float = 0.9  # EMA of the teacher centre
+    koleo: float = 0.0  # DINOv2's KoLeo weight on the student's global-view [CLS] features; 0: off, as DINO and DoRA
     # DoRA only (DORA_ONLY below)
     num_objects: int = 3  # DoRA: k heads -> k object prototypes
     head_choice: Literal["random", "clustered"] = "random"  # DoRA: official picks k random heads per batch
@@ -145,13 +146,14 @@ NOT_MATHEMATICAL = {("data", "num_workers"), ("data", "shards"), ("data", "augme
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``section.key: saved -> current`` for every setting that changes the computation."""
-    diffs = []
+    """``section.key: saved -> current`` for every setting that changes the computation. A key
+    added since the checkpoint was written counts as its default, which is what older code did."""
+    diffs, defaults = [], to_dict(TrainConfig())
     for section in current:
         for key in current[section]:
             if (section, key) in NOT_MATHEMATICAL:
                 continue
-            old = saved.get(section, {}).get(key, "<absent>")
+            old = saved.get(section, {}).get(key, defaults.get(section, {}).get(key, "<absent>"))
             if old != current[section][key]:
                 diffs.append(f"{section}.{key}: {old} -> {current[section][key]}")
     return diffs
