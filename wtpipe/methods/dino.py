@@ -122,11 +122,12 @@ class DINOMethod:
     def add_koleo(self, loss: torch.Tensor, scalars: dict[str, Any], groups: tuple[torch.Tensor, ...],
                   reduce: Callable[[torch.Tensor], torch.Tensor] = torch.sum) -> tuple[torch.Tensor, dict[str, Any]]:
         """``loss`` + ``koleo`` x the KoLeo terms of the feature ``groups`` (each a set of different
-        images), reduced as DINOv2 does (a sum over the global views); unchanged when it is off."""
+        images), reduced as DINOv2 does (a sum over the global views); unchanged when it is off.
+        The ``koleo`` scalar is the weighted term, what it adds to the logged loss."""
         if not self.koleo:
             return loss, scalars
-        term = reduce(torch.stack([koleo_loss(group) for group in groups]))
-        return loss + self.koleo * term, {**scalars, "koleo": term.detach()}
+        term = self.koleo * reduce(torch.stack([koleo_loss(group) for group in groups]))
+        return loss + term, {**scalars, "koleo": term.detach()}
 
     def monitors(self, teacher: torch.Tensor, student: torch.Tensor, epoch: int) -> dict[str, Any]:
         """Collapse and learning monitors (``wtpipe.ops.monitors``) of paired teacher/student rows."""
