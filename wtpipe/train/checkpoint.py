@@ -106,7 +106,7 @@ def _reason(err: BaseException) -> str:
     seen: BaseException | None = err
     while seen is not None and not isinstance(seen, OSError):
         seen = seen.__cause__ or seen.__context__
-    return seen.strerror or str(seen) if isinstance(seen, OSError) else str(err)
+    return (seen.strerror or str(seen)) if isinstance(seen, OSError) else str(err)
 
 
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:

@@ -67,11 +67,12 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
     validation = [c for c in columns if c.startswith("val_")]
     panels = 2 + 2 * monitors + bool(validation)
     fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6))
-    axes[0].plot(*series("loss"), label="loss")
+    loss_steps, loss = series("loss")
+    axes[0].plot(loss_steps, loss, label="loss")
     steps, koleo = series("koleo")
     if koleo:  # the distillation part is what compares with ln K
-        loss = dict(zip(*series("loss")))
-        axes[0].plot(steps, [loss[s] - k for s, k in zip(steps, koleo)], label="loss - KoLeo term")
+        at = dict(zip(loss_steps, loss))
+        axes[0].plot(steps, [at[s] - k for s, k in zip(steps, koleo)], label="loss - KoLeo term")
     if out_dim:
         axes[0].axhline(math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)")
     axes[0].set(xlabel="step", title="training loss")
