@@ -48,3 +48,26 @@ def test_demo_interrupted_then_resumed_writes_a_complete_report(tmp_path, eval_d
     assert [os.stat(p).st_mtime_ns for p in scored] == stamps  # nothing scored twice
     assert logged_steps(os.path.join(out, "run")) == [2, 4, 6, 8]
     assert again.stdout.splitlines()[1:4] == result.stdout.splitlines()[1:4]  # the same numbers
+
+
+def test_report_names_the_method_and_compares_the_loss_without_koleo_with_ln_k(tmp_path):
+    from wtpipe import demo
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+
+    config = load_config(TrainConfig, "configs/tiny_cpu.yaml", ["method.koleo=1.0"])
+    os.makedirs(tmp_path / "run")
+    (tmp_path / "run" / "scalars.csv").write_text("step,loss,teacher_entropy,dims_used,koleo\n"
+                                                  "100,5.2,0.2,0.125,-0.25\n")
+    metrics = {"trained": {"knn": {"top1_k20": 100.0}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 18.2}},
+               "random": {"knn": {"top1_k20": 95.2}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 27.3}}}
+    result = demo.DemoResult(str(tmp_path), {"collapsed": []}, metrics, {"tracked masks": [], "metrics": ["m.png"]})
+    report = open(demo.write_report(result, config), encoding="utf-8").read()
+    assert "DINO (vit_tiny_patch16_224, 100 steps, batch 8 images, KoLeo 1)" in report
+    assert "last logged loss 5.450 against ln K = 5.545" in report and "KoLeo term adds -0.250" in report
+    assert ("Trained: above random init on k-NN top-1 (k=20), scenes (+4.8); level with random init on "
+            "CorLoc TokenCut; below random init on CorLoc LOST (-9.1).") in report
+    assert "## Tracked masks" not in report and "![metrics](m.png)" in report
+
+    dora = load_config(TrainConfig, "configs/dora_tiny_cpu.yaml", [])
+    assert demo.describe(dora) == "DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames)"

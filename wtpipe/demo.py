@@ -123,20 +123,46 @@ def _pictures(out: str) -> dict[str, list[str]]:
             "metrics": ["metrics.png"]}
 
 
+METHOD_NAMES = {"dino": "DINO", "dora": "DoRA"}
+
+
+def describe(config: TrainConfig) -> str:
+    """What was trained, in one line: the method, its budget, and KoLeo when it is on."""
+    data = config.data
+    batch = (f"{data.batch_size} clips of {data.clip_frames} frames" if config.method.name == "dora"
+             else f"{data.batch_size} images")
+    koleo = f", KoLeo {config.method.koleo:g}" if config.method.koleo else ""
+    return (f"{METHOD_NAMES[config.method.name]} ({config.model.arch}, {config.optim.total_steps} steps, "
+            f"batch {batch}{koleo})")
+
+
+def verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Which headline metrics the trained backbone wins, ties and loses against random initialisation."""
+    said: dict[str, list[str]] = {"above": [], "level with": [], "below": []}
+    for key, (metric, label) in HEADLINE.items():
+        task = key.split("_")[0]
+        gap = metrics["trained"][task][metric] - metrics["random"][task][metric]
+        where = "above" if gap > 1e-6 else "below" if gap < -1e-6 else "level with"
+        said[where].append(label if where == "level with" else f"{label} ({gap:+.1f})")
+    return "; ".join(f"{where} random init on {', '.join(names)}" for where, names in said.items() if names)
+
+
 def write_report(result: DemoResult, config: TrainConfig) -> str:
     """``OUT/report.md``: what ran, the numbers against random initialisation, the pictures."""
     train, row = result.train, _final_row(os.path.join(result.out, "run"))
     ln_k = math.log(config.model.out_dim)
+    koleo = row.get("koleo", 0.0)
+    loss = row.get("loss", float("nan")) - koleo  # the distillation loss, the one ln K bounds
     lines = ["# wtpipe demo", "",
-             f"DoRA ({config.model.arch}, {config.optim.total_steps} steps, batch {config.data.batch_size} clips of "
-             f"{config.data.clip_frames} frames) pretrained on the bundled clip `{os.path.basename(CLIP)}`.", "",
+             f"{describe(config)} pretrained on the bundled clip `{os.path.basename(CLIP)}`.", "",
              "## Training", "",
-             f"- last logged loss {row.get('loss', float('nan')):.3f} against ln K = {ln_k:.3f} "
-             "(the loss of a teacher that says nothing)",
+             f"- last logged loss {loss:.3f} against ln K = {ln_k:.3f} (the loss of a teacher that says nothing)"
+             + (f"; the KoLeo term adds {koleo:+.3f}" if "koleo" in row else ""),
              f"- teacher entropy {row.get('teacher_entropy', float('nan')):.2f} ln K, prototypes in use "
              f"{row.get('dims_used', float('nan')) * config.model.out_dim:.0f} of {config.model.out_dim}",
              "- collapse: " + (", ".join(train["collapsed"]) if train["collapsed"] else "none detected"), "",
              "## Frozen features against random initialisation", "",
+             f"Trained: {verdict(result.metrics)}.", "",
              "| metric | trained | random init |", "|---|---|---|"]
     for key, (metric, label) in HEADLINE.items():
         task = key.split("_")[0]
@@ -144,7 +170,8 @@ def write_report(result: DemoResult, config: TrainConfig) -> str:
                      f"{result.metrics['random'][task][metric]:.1f} |")
     lines.append("")
     for title, paths in result.pictures.items():
-        lines += [f"## {title[0].upper()}{title[1:]}", ""] + [f"![{title}]({p})" for p in paths] + [""]
+        if paths:
+            lines += [f"## {title[0].upper()}{title[1:]}", ""] + [f"![{title}]({p})" for p in paths] + [""]
     lines += ["## Where everything is", "", "- shards: `shards/` (verified manifest `shards/manifest.json`)",
               "- run: `run/` (config.yaml, scalars.csv, tensorboard/, checkpoints/, backbone.safetensors)",
               "- evaluations: `eval/{trained,random}/{knn,discover}/metrics.json`", ""]
@@ -160,7 +187,7 @@ def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None,
     os.makedirs(out, exist_ok=True)
     log.info("demo 1/4: ingesting %s", CLIP)
     shards = _shards(out)
-    log.info("demo 2/4: pretraining DoRA (%s)", recipe)
+    log.info("demo 2/4: pretraining (%s)", recipe)
     config, train = _train(out, shards, recipe, list(overrides or []))
     log.info("demo 3/4: evaluation data (real annotated images and clips, fetched once into %s)", testmedia.cache_dir())
     data = sample_data.build()

@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     for key, (metric, label) in demo.HEADLINE.items():
         task = key.split("_")[0]
         print(f"  {label:<28} trained {trained[task][metric]:5.1f}   random init {random[task][metric]:5.1f}")
+    print(f"  trained: {demo.verdict(result.metrics)}")
     if result.train["collapsed"]:
         print(f"  warning: the run collapsed ({', '.join(result.train['collapsed'])})")
     print(f"  report: {os.path.join(result.out, 'report.md')}")
-    for title, paths in result.pictures.items():
+    for title, paths in ((t, p) for t, p in result.pictures.items() if p):
         print(f"  {title}: {', '.join(paths[:2])}{' ...' if len(paths) > 2 else ''}")
     return 0
 
