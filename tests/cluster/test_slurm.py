@@ -61,6 +61,13 @@ def wait_until(predicate, timeout: float = 240) -> None:
         time.sleep(0.1)
 
 
+def release(job: str) -> None:
+    """Start a requeued job now: Slurm holds one for ``AuthInfo=cred_expire`` + 1 s (121 s by
+    default), which would be most of this test's time."""
+    wait_until(lambda: squeue(job) == "PENDING")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
 def rows(out: str) -> int:
     path = os.path.join(out, "scalars.csv")
     return len(open(path).read().splitlines()) - 1 if os.path.exists(path) else 0
@@ -104,8 +111,11 @@ def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slur
     job = submit(train_shards, out, logs, *slow)
     wait_until(lambda: rows(out) >= 1)
     subprocess.run(["scontrol", "requeue", job], check=True)  # what preemption does
+    release(job)
     wait_until(lambda: "resuming from" in job_log(logs, job) and rows(out) >= 3)
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # the warning before the time limit
+    wait_until(lambda: "requeueing job" in job_log(logs, job))
+    release(job)
     wait_until(lambda: squeue(job) == "")
     text = job_log(logs, job)
     assert "requeueing job" in text and text.count("resuming from") >= 2, text[-3000:]
