@@ -34,15 +34,17 @@ def test_demo_interrupted_then_resumed_writes_a_complete_report(tmp_path, eval_d
     result = run(demo_cmd(out), env={**ENV, "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert "k-NN top-1" in result.stdout and "report" in result.stdout
     assert logged_steps(os.path.join(out, "run")) == [2, 4, 6, 8]  # each step once across the interruption
+    assert logged_steps(os.path.join(out, "reference")) == [2, 4, 6, 8]
     report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
     pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
-    assert {"contact_sheet.png", "run/loss.png", "metrics.png"} <= set(pictures)
+    assert {"contact_sheet.png", "run/loss.png", "reference/loss.png", "metrics.png"} <= set(pictures)
     assert any(p.startswith("run/viz/step00000008-clip") for p in pictures)  # masks at the end of training
     assert any(p.startswith("eval/trained/discover/pictures/") for p in pictures)
     assert all(os.path.getsize(os.path.join(out, p)) > 1000 for p in pictures)
-    assert re.search(r"\| k-NN top-1 \(k=20\), scenes \| \d+\.\d \| \d+\.\d \|", report)
+    assert re.search(r"\| k-NN top-1 \(k=20\), scenes \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", report)
 
-    scored = [os.path.join(out, "eval", w, t, "metrics.json") for w in ("trained", "random") for t in ("knn", "discover")]
+    scored = [os.path.join(out, "eval", w, t, "metrics.json") for w in ("trained", "reference", "random")
+              for t in ("knn", "discover")]
     stamps = [os.stat(p).st_mtime_ns for p in scored]
     again = run(demo_cmd(out), env={**ENV, "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert [os.stat(p).st_mtime_ns for p in scored] == stamps  # nothing scored twice
@@ -50,24 +52,30 @@ def test_demo_interrupted_then_resumed_writes_a_complete_report(tmp_path, eval_d
     assert again.stdout.splitlines()[1:4] == result.stdout.splitlines()[1:4]  # the same numbers
 
 
-def test_report_names_the_method_and_compares_the_loss_without_koleo_with_ln_k(tmp_path):
+def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(tmp_path):
     from wtpipe import demo
     from wtpipe.config import load_config
     from wtpipe.train.config import TrainConfig
 
-    config = load_config(TrainConfig, "configs/tiny_cpu.yaml", ["method.koleo=1.0"])
-    os.makedirs(tmp_path / "run")
-    (tmp_path / "run" / "scalars.csv").write_text("step,loss,teacher_entropy,dims_used,koleo\n"
-                                                  "100,5.2,0.2,0.125,-0.25\n")
-    metrics = {"trained": {"knn": {"top1_k20": 100.0}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 18.2}},
-               "random": {"knn": {"top1_k20": 95.2}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 27.3}}}
-    result = demo.DemoResult(str(tmp_path), {"collapsed": []}, metrics, {"tracked masks": [], "metrics": ["m.png"]})
-    report = open(demo.write_report(result, config), encoding="utf-8").read()
-    assert "DINO (vit_tiny_patch16_224, 100 steps, batch 8 images, KoLeo 1)" in report
-    assert "last logged loss 5.450 against ln K = 5.545" in report and "KoLeo term adds -0.250" in report
-    assert ("Trained: above random init on k-NN top-1 (k=20), scenes (+4.8); level with random init on "
-            "CorLoc TokenCut; below random init on CorLoc LOST (-9.1).") in report
-    assert "## Tracked masks" not in report and "![metrics](m.png)" in report
-
     dora = load_config(TrainConfig, "configs/dora_tiny_cpu.yaml", [])
-    assert demo.describe(dora) == "DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames)"
+    dino = load_config(TrainConfig, "configs/tiny_cpu.yaml", ["method.koleo=1.0"])
+    for folder, row in (("run", "100,3.5,0.2,0.0625,\n"), ("reference", "100,5.2,0.2,0.125,-0.25\n")):
+        os.makedirs(tmp_path / folder)
+        (tmp_path / folder / "scalars.csv").write_text("step,loss,teacher_entropy,dims_used,koleo\n" + row)
+    metrics = {"trained": {"knn": {"top1_k20": 92.86}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}},
+               "reference": {"knn": {"top1_k20": 100.0}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 0.0}},
+               "random": {"knn": {"top1_k20": 95.24}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}}}
+    result = demo.DemoResult(str(tmp_path), {"collapsed": []}, metrics, {"tracked masks": [], "metrics": ["m.png"]},
+                             configs={"trained": dora, "reference": dino})
+    report = open(demo.write_report(result), encoding="utf-8").read()
+    assert ("DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames) pretrained on the bundled clip "
+            "`vtest.mp4`; the reference, DINO (vit_tiny_patch16_224, 100 steps, batch 8 images, KoLeo 1)") in report
+    assert "last logged loss 3.500 against ln K = 5.545" in report  # no KoLeo column: the loss as logged
+    assert "last logged loss 5.450 against ln K = 5.545" in report and "KoLeo term adds -0.250" in report
+    assert "Trained: level with random init on CorLoc TokenCut, CorLoc LOST; below random init on " \
+           "k-NN top-1 (k=20), scenes (-2.4)." in report
+    assert "Reference: above random init on k-NN top-1 (k=20), scenes (+4.8); level with random init on " \
+           "CorLoc TokenCut; below random init on CorLoc LOST (-9.1)." in report
+    assert "| metric | trained (DoRA) | reference (DINO + KoLeo) | random init |" in report
+    assert "| k-NN top-1 (k=20), scenes | 92.9 | 100.0 | 95.2 |" in report
+    assert "## Tracked masks" not in report and "![metrics](m.png)" in report

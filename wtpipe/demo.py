@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 CLIP = os.path.join(ASSETS, "vtest.mp4")
 RECIPE = os.path.join(ASSETS, "dora_tiny_cpu.yaml")  # a link to configs/dora_tiny_cpu.yaml, shipped in the package
+# The reference run: DINO + DINOv2's KoLeo term, the tiny recipe that beats random initialisation here.
+REFERENCE = (os.path.join(ASSETS, "tiny_cpu.yaml"), ["method.koleo=1.0"])
 HEADLINE = {"knn": ("top1_k20", "k-NN top-1 (k=20), scenes"),
             "discover": ("corloc_tokencut", "CorLoc TokenCut"),
             "discover_lost": ("corloc_lost", "CorLoc LOST")}
@@ -45,9 +47,10 @@ class DemoStopped(Exception):
 class DemoResult:
     out: str
     train: dict[str, Any]
-    metrics: dict[str, dict[str, dict[str, float]]]  # weights ("trained", "random") -> task -> metrics
+    metrics: dict[str, dict[str, dict[str, float]]]  # weights ("trained", ["reference",] "random") -> task -> metrics
     pictures: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    configs: dict[str, TrainConfig] = field(default_factory=dict)  # "trained" and, when run, "reference"
 
 
 def _shards(out: str) -> str:
@@ -62,8 +65,8 @@ def _shards(out: str) -> str:
     return folder
 
 
-def _train(out: str, shards: str, recipe: str, overrides: list[str]) -> tuple[TrainConfig, dict[str, Any]]:
-    config = load_config(TrainConfig, recipe, [f"data.shards={shards}", f"run.output_dir={os.path.join(out, 'run')}",
+def _train(out: str, shards: str, recipe: str, overrides: list[str], folder: str) -> tuple[TrainConfig, dict[str, Any]]:
+    config = load_config(TrainConfig, recipe, [f"data.shards={shards}", f"run.output_dir={os.path.join(out, folder)}",
                                                *overrides])
     result = Trainer(config).run()
     if result["stopped"]:
@@ -78,25 +81,25 @@ def _final_row(run: str) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
 
 
-def _metrics_png(metrics: dict[str, dict[str, dict[str, float]]], path: str) -> str:
+def _metrics_png(metrics: dict[str, dict[str, dict[str, float]]], names: dict[str, str], path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, values = [], {name: [] for name in metrics}
+    labels, values = [], {names[name]: [] for name in metrics}
     for key, (metric, label) in HEADLINE.items():
         task = key.split("_")[0]
         labels.append(label)
         for name in metrics:
-            values[name].append(metrics[name][task][metric])
+            values[names[name]].append(metrics[name][task][metric])
     fig, ax = plt.subplots(figsize=(7, 3.4))
     width = 0.8 / len(values)
     for i, (name, series) in enumerate(values.items()):
         bars = ax.bar([x + i * width for x in range(len(labels))], series, width, label=name)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks([x + width * (len(values) - 1) / 2 for x in range(len(labels))], labels, fontsize=9)
-    ax.set(ylabel="%", ylim=(0, 105), title="frozen features: trained vs random initialisation")
+    ax.set(ylabel="%", ylim=(0, 105), title="frozen features against random initialisation")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=100)
@@ -115,10 +118,12 @@ def _pictures(out: str) -> dict[str, list[str]]:
     viz = pngs(os.path.join("run", "viz"), 1000)
     steps = sorted({os.path.basename(p).split("-clip")[0] for p in viz})
     shown = {steps[0], steps[-1]} if steps else set()
-    return {"contact sheet": ["contact_sheet.png"], "training curves": [os.path.join("run", "loss.png")],
+    curves = [os.path.join(run, "loss.png") for run in ("run", "reference") if os.path.isdir(os.path.join(out, run))]
+    return {"contact sheet": ["contact_sheet.png"], "training curves": curves,
             "tracked masks and attention, first and last pictures": [
                 p for p in viz if os.path.basename(p).split("-clip")[0] in shown],
             "discovery, trained": pngs(os.path.join("eval", "trained", "discover", "pictures"), 4),
+            "discovery, reference": pngs(os.path.join("eval", "reference", "discover", "pictures"), 2),
             "discovery, random init": pngs(os.path.join("eval", "random", "discover", "pictures"), 2),
             "metrics": ["metrics.png"]}
 
@@ -136,67 +141,96 @@ def describe(config: TrainConfig) -> str:
             f"batch {batch}{koleo})")
 
 
-def verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Which headline metrics the trained backbone wins, ties and loses against random initialisation."""
+def series_names(configs: dict[str, TrainConfig]) -> dict[str, str]:
+    """Column names: "trained (DoRA)", "reference (DINO + KoLeo)", "random init"."""
+    def method(config: TrainConfig) -> str:
+        return METHOD_NAMES[config.method.name] + (" + KoLeo" if config.method.koleo else "")
+
+    return {**{name: f"{name} ({method(config)})" for name, config in configs.items()}, "random": "random init"}
+
+
+def verdict(metrics: dict[str, dict[str, dict[str, float]]], series: str = "trained") -> str:
+    """Which headline metrics ``series`` wins, ties and loses against random initialisation."""
     said: dict[str, list[str]] = {"above": [], "level with": [], "below": []}
     for key, (metric, label) in HEADLINE.items():
         task = key.split("_")[0]
-        gap = metrics["trained"][task][metric] - metrics["random"][task][metric]
+        gap = metrics[series][task][metric] - metrics["random"][task][metric]
         where = "above" if gap > 1e-6 else "below" if gap < -1e-6 else "level with"
         said[where].append(label if where == "level with" else f"{label} ({gap:+.1f})")
     return "; ".join(f"{where} random init on {', '.join(names)}" for where, names in said.items() if names)
 
 
-def write_report(result: DemoResult, config: TrainConfig) -> str:
-    """``OUT/report.md``: what ran, the numbers against random initialisation, the pictures."""
-    train, row = result.train, _final_row(os.path.join(result.out, "run"))
+def _training_lines(out: str, folder: str, config: TrainConfig, collapsed: list[str]) -> list[str]:
+    """The run's last loss against ln K, its teacher and whether it collapsed."""
+    row = _final_row(os.path.join(out, folder))
     ln_k = math.log(config.model.out_dim)
     koleo = row.get("koleo", 0.0)
     loss = row.get("loss", float("nan")) - koleo  # the distillation loss, the one ln K bounds
+    return [f"- last logged loss {loss:.3f} against ln K = {ln_k:.3f} (the loss of a teacher that says nothing)"
+            + (f"; the KoLeo term adds {koleo:+.3f}" if "koleo" in row else ""),
+            f"- teacher entropy {row.get('teacher_entropy', float('nan')):.2f} ln K, prototypes in use "
+            f"{row.get('dims_used', float('nan')) * config.model.out_dim:.0f} of {config.model.out_dim}",
+            "- collapse: " + (", ".join(collapsed) if collapsed else "none detected")]
+
+
+def write_report(result: DemoResult) -> str:
+    """``OUT/report.md``: what ran, the numbers against random initialisation, the pictures."""
+    config, reference = result.configs["trained"], result.configs.get("reference")
     lines = ["# wtpipe demo", "",
-             f"{describe(config)} pretrained on the bundled clip `{os.path.basename(CLIP)}`.", "",
-             "## Training", "",
-             f"- last logged loss {loss:.3f} against ln K = {ln_k:.3f} (the loss of a teacher that says nothing)"
-             + (f"; the KoLeo term adds {koleo:+.3f}" if "koleo" in row else ""),
-             f"- teacher entropy {row.get('teacher_entropy', float('nan')):.2f} ln K, prototypes in use "
-             f"{row.get('dims_used', float('nan')) * config.model.out_dim:.0f} of {config.model.out_dim}",
-             "- collapse: " + (", ".join(train["collapsed"]) if train["collapsed"] else "none detected"), "",
-             "## Frozen features against random initialisation", "",
-             f"Trained: {verdict(result.metrics)}.", "",
-             "| metric | trained | random init |", "|---|---|---|"]
+             f"{describe(config)} pretrained on the bundled clip `{os.path.basename(CLIP)}`"
+             + (f"; the reference, {describe(reference)}, on the same shards." if reference else "."), "",
+             "## Training", "", *_training_lines(result.out, "run", config, result.train["collapsed"]), ""]
+    if reference:
+        lines += ["Reference:", "", *_training_lines(result.out, "reference", reference, []), ""]
+    lines += ["## Frozen features against random initialisation", "",
+              f"Trained: {verdict(result.metrics)}."]
+    if reference:
+        lines.append(f"Reference: {verdict(result.metrics, 'reference')}.")
+    names = series_names(result.configs)
+    lines += ["", "| metric | " + " | ".join(names[name] for name in result.metrics) + " |",
+              "|---" * (len(result.metrics) + 1) + "|"]
     for key, (metric, label) in HEADLINE.items():
         task = key.split("_")[0]
-        lines.append(f"| {label} | {result.metrics['trained'][task][metric]:.1f} | "
-                     f"{result.metrics['random'][task][metric]:.1f} |")
+        lines.append(f"| {label} | " + " | ".join(f"{m[task][metric]:.1f}" for m in result.metrics.values()) + " |")
     lines.append("")
     for title, paths in result.pictures.items():
         if paths:
             lines += [f"## {title[0].upper()}{title[1:]}", ""] + [f"![{title}]({p})" for p in paths] + [""]
     lines += ["## Where everything is", "", "- shards: `shards/` (verified manifest `shards/manifest.json`)",
-              "- run: `run/` (config.yaml, scalars.csv, tensorboard/, checkpoints/, backbone.safetensors)",
-              "- evaluations: `eval/{trained,random}/{knn,discover}/metrics.json`", ""]
+              "- runs: `run/`" + (" and `reference/`" if reference else "")
+              + " (config.yaml, scalars.csv, tensorboard/, checkpoints/, backbone.safetensors)",
+              "- evaluations: `eval/{" + ",".join(result.metrics) + "}/{knn,discover}/metrics.json`", ""]
     path = os.path.join(result.out, "report.md")
     write_bytes_atomic(path, "\n".join(lines).encode())
     return path
 
 
-def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None, device: str = "cpu") -> DemoResult:
-    """Every stage of the demo; stages already done are reused. Raises :class:`DemoStopped`."""
+def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None, device: str = "cpu",
+             reference: bool = True) -> DemoResult:
+    """Every stage of the demo; stages already done are reused. Raises :class:`DemoStopped`.
+
+    ``overrides`` apply to the reference run too (after its own), so one budget holds for both."""
     started = time.monotonic()
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
+    overrides = list(overrides or [])
     log.info("demo 1/4: ingesting %s", CLIP)
     shards = _shards(out)
-    log.info("demo 2/4: pretraining (%s)", recipe)
-    config, train = _train(out, shards, recipe, list(overrides or []))
+    log.info("demo 2/4: pretraining (%s)%s", recipe, ", then the reference (DINO + KoLeo)" if reference else "")
+    config, train = _train(out, shards, recipe, overrides, "run")
+    configs = {"trained": config}
+    if reference:
+        configs["reference"], _ = _train(out, shards, REFERENCE[0], [*REFERENCE[1], *overrides], "reference")
     log.info("demo 3/4: evaluation data (real annotated images and clips, fetched once into %s)", testmedia.cache_dir())
     data = sample_data.build()
     tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json")}
-    log.info("demo 4/4: scoring the trained backbone and random initialisation")
-    metrics = {"trained": score(os.path.join(out, "run", rundir.BACKBONE), tasks, os.path.join(out, "eval", "trained"), device),
-               "random": score(f"random:{config.model.arch}:{config.run.seed}", tasks,
-                               os.path.join(out, "eval", "random"), device)}
-    _metrics_png(metrics, os.path.join(out, "metrics.png"))
-    result = DemoResult(out, train, metrics, _pictures(out), time.monotonic() - started)
-    write_report(result, config)
+    log.info("demo 4/4: scoring the trained backbones and random initialisation")
+    weights = {"trained": os.path.join(out, "run", rundir.BACKBONE)}
+    if reference:
+        weights["reference"] = os.path.join(out, "reference", rundir.BACKBONE)
+    weights["random"] = f"random:{config.model.arch}:{config.run.seed}"
+    metrics = {name: score(w, tasks, os.path.join(out, "eval", name), device) for name, w in weights.items()}
+    _metrics_png(metrics, series_names(configs), os.path.join(out, "metrics.png"))
+    result = DemoResult(out, train, metrics, _pictures(out), time.monotonic() - started, configs)
+    write_report(result)
     return result

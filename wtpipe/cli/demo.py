@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     parser.add_argument("--out", default="demo", help="output directory (default ./demo)")
     parser.add_argument("--config", help="another training recipe (default: the packaged DoRA tiny recipe)")
     parser.add_argument("--device", default="cpu", help="torch device of the evaluations (default cpu)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference run (DINO + KoLeo, the tiny recipe that beats random init here)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. optim.epochs=2")
     args = parser.parse_args(argv)
     setup_logging()
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     from wtpipe.train.trainer import ResumeError
 
     try:
-        result = demo.run_demo(args.out, args.config or demo.RECIPE, args.overrides, args.device)
+        result = demo.run_demo(args.out, args.config or demo.RECIPE, args.overrides, args.device,
+                               reference=not args.no_reference)
     except demo.DemoStopped as err:
         print(f"{prog}: {err}; re-run the same command to continue", file=sys.stderr)
         return 1
@@ -37,12 +40,14 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     except (ConfigError, ResumeError, FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    trained, random = result.metrics["trained"], result.metrics["random"]
     print(f"wtpipe demo: done in {result.seconds:.0f} s")
+    names = demo.series_names(result.configs)
     for key, (metric, label) in demo.HEADLINE.items():
         task = key.split("_")[0]
-        print(f"  {label:<28} trained {trained[task][metric]:5.1f}   random init {random[task][metric]:5.1f}")
-    print(f"  trained: {demo.verdict(result.metrics)}")
+        print(f"  {label:<28}" + "".join(f"   {names[name]} {scores[task][metric]:5.1f}"
+                                         for name, scores in result.metrics.items()))
+    for name in result.configs:
+        print(f"  {name}: {demo.describe(result.configs[name])}: {demo.verdict(result.metrics, name)}")
     if result.train["collapsed"]:
         print(f"  warning: the run collapsed ({', '.join(result.train['collapsed'])})")
     print(f"  report: {os.path.join(result.out, 'report.md')}")
