@@ -79,3 +79,14 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     assert "| metric | trained (DoRA) | reference (DINO + KoLeo) | random init |" in report
     assert "| k-NN top-1 (k=20), scenes | 92.9 | 100.0 | 95.2 |" in report
     assert "## Tracked masks" not in report and "![metrics](m.png)" in report
+
+
+def test_the_reference_shares_the_budget_but_not_the_method_overrides():
+    from wtpipe import demo
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+
+    given = ["optim.epochs=2", "model.out_dim=128", "method.koleo=0", "method.name=dora"]
+    config = load_config(TrainConfig, demo.REFERENCE[0], demo.reference_overrides(given))
+    assert (config.optim.epochs, config.model.out_dim) == (2, 128)
+    assert (config.method.name, config.method.koleo) == ("dino", 1.0)

@@ -205,11 +205,17 @@ def write_report(result: DemoResult) -> str:
     return path
 
 
+def reference_overrides(overrides: list[str]) -> list[str]:
+    """The reference's own overrides, then the user's except ``method.`` keys: those tune the
+    trained run, while the reference stays DINO + KoLeo; one budget and architecture hold for both."""
+    return [*REFERENCE[1], *(o for o in overrides if not o.startswith("method."))]
+
+
 def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None, device: str = "cpu",
              reference: bool = True) -> DemoResult:
     """Every stage of the demo; stages already done are reused. Raises :class:`DemoStopped`.
 
-    ``overrides`` apply to the reference run too (after its own), so one budget holds for both."""
+    ``overrides`` apply to the reference run too (:func:`reference_overrides`)."""
     started = time.monotonic()
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
@@ -220,7 +226,7 @@ def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None,
     config, train = _train(out, shards, recipe, overrides, "run")
     configs = {"trained": config}
     if reference:
-        configs["reference"], _ = _train(out, shards, REFERENCE[0], [*REFERENCE[1], *overrides], "reference")
+        configs["reference"], _ = _train(out, shards, REFERENCE[0], reference_overrides(overrides), "reference")
     log.info("demo 3/4: evaluation data (real annotated images and clips, fetched once into %s)", testmedia.cache_dir())
     data = sample_data.build()
     tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json")}
