@@ -34,9 +34,10 @@ CLIP = os.path.join(ASSETS, "vtest.mp4")
 RECIPE = os.path.join(ASSETS, "dora_tiny_cpu.yaml")  # a link to configs/dora_tiny_cpu.yaml, shipped in the package
 # The reference run: DINO + DINOv2's KoLeo term, the tiny recipe that beats random initialisation here.
 REFERENCE = (os.path.join(ASSETS, "tiny_cpu.yaml"), ["method.koleo=1.0"])
-HEADLINE = {"knn": ("top1_k20", "k-NN top-1 (k=20), scenes"),
-            "discover": ("corloc_tokencut", "CorLoc TokenCut"),
-            "discover_lost": ("corloc_lost", "CorLoc LOST")}
+HEADLINE = (("knn", "top1_k20", "k-NN top-1 (k=20), scenes"),  # (task, metric, label)
+            ("discover", "corloc_tokencut", "CorLoc TokenCut"),
+            ("discover", "corloc_lost", "CorLoc LOST"))
+FOLDERS = {"trained": "run", "reference": "reference"}  # each trained run's folder under OUT
 
 
 class DemoStopped(Exception):
@@ -46,7 +47,7 @@ class DemoStopped(Exception):
 @dataclass
 class DemoResult:
     out: str
-    train: dict[str, Any]
+    train: dict[str, dict[str, Any]]  # run ("trained", ["reference"]) -> the trainer's result
     metrics: dict[str, dict[str, dict[str, float]]]  # weights ("trained", ["reference",] "random") -> task -> metrics
     pictures: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -88,8 +89,7 @@ def _metrics_png(metrics: dict[str, dict[str, dict[str, float]]], names: dict[st
     import matplotlib.pyplot as plt
 
     labels, values = [], {names[name]: [] for name in metrics}
-    for key, (metric, label) in HEADLINE.items():
-        task = key.split("_")[0]
+    for task, metric, label in HEADLINE:
         labels.append(label)
         for name in metrics:
             values[names[name]].append(metrics[name][task][metric])
@@ -118,7 +118,7 @@ def _pictures(out: str) -> dict[str, list[str]]:
     viz = pngs(os.path.join("run", "viz"), 1000)
     steps = sorted({os.path.basename(p).split("-clip")[0] for p in viz})
     shown = {steps[0], steps[-1]} if steps else set()
-    curves = [os.path.join(run, "loss.png") for run in ("run", "reference") if os.path.isdir(os.path.join(out, run))]
+    curves = [os.path.join(run, "loss.png") for run in FOLDERS.values() if os.path.isdir(os.path.join(out, run))]
     return {"contact sheet": ["contact_sheet.png"], "training curves": curves,
             "tracked masks and attention, first and last pictures": [
                 p for p in viz if os.path.basename(p).split("-clip")[0] in shown],
@@ -152,8 +152,7 @@ def series_names(configs: dict[str, TrainConfig]) -> dict[str, str]:
 def verdict(metrics: dict[str, dict[str, dict[str, float]]], series: str = "trained") -> str:
     """Which headline metrics ``series`` wins, ties and loses against random initialisation."""
     said: dict[str, list[str]] = {"above": [], "level with": [], "below": []}
-    for key, (metric, label) in HEADLINE.items():
-        task = key.split("_")[0]
+    for task, metric, label in HEADLINE:
         gap = metrics[series][task][metric] - metrics["random"][task][metric]
         where = "above" if gap > 1e-6 else "below" if gap < -1e-6 else "level with"
         said[where].append(label if where == "level with" else f"{label} ({gap:+.1f})")
@@ -179,25 +178,23 @@ def write_report(result: DemoResult) -> str:
     lines = ["# wtpipe demo", "",
              f"{describe(config)} pretrained on the bundled clip `{os.path.basename(CLIP)}`"
              + (f"; the reference, {describe(reference)}, on the same shards." if reference else "."), "",
-             "## Training", "", *_training_lines(result.out, "run", config, result.train["collapsed"]), ""]
-    if reference:
-        lines += ["Reference:", "", *_training_lines(result.out, "reference", reference, []), ""]
-    lines += ["## Frozen features against random initialisation", "",
-              f"Trained: {verdict(result.metrics)}."]
-    if reference:
-        lines.append(f"Reference: {verdict(result.metrics, 'reference')}.")
+             "## Training", ""]
+    for name, run_config in result.configs.items():
+        lines += ([] if name == "trained" else [f"{name.capitalize()}:", ""])
+        lines += [*_training_lines(result.out, FOLDERS[name], run_config, result.train[name]["collapsed"]), ""]
+    lines += ["## Frozen features against random initialisation", ""]
+    lines += [f"{name.capitalize()}: {verdict(result.metrics, name)}." for name in result.configs]
     names = series_names(result.configs)
     lines += ["", "| metric | " + " | ".join(names[name] for name in result.metrics) + " |",
               "|---" * (len(result.metrics) + 1) + "|"]
-    for key, (metric, label) in HEADLINE.items():
-        task = key.split("_")[0]
+    for task, metric, label in HEADLINE:
         lines.append(f"| {label} | " + " | ".join(f"{m[task][metric]:.1f}" for m in result.metrics.values()) + " |")
     lines.append("")
     for title, paths in result.pictures.items():
         if paths:
             lines += [f"## {title[0].upper()}{title[1:]}", ""] + [f"![{title}]({p})" for p in paths] + [""]
     lines += ["## Where everything is", "", "- shards: `shards/` (verified manifest `shards/manifest.json`)",
-              "- runs: `run/`" + (" and `reference/`" if reference else "")
+              "- runs: " + " and ".join(f"`{FOLDERS[name]}/`" for name in result.configs)
               + " (config.yaml, scalars.csv, tensorboard/, checkpoints/, backbone.safetensors)",
               "- evaluations: `eval/{" + ",".join(result.metrics) + "}/{knn,discover}/metrics.json`", ""]
     path = os.path.join(result.out, "report.md")
@@ -223,18 +220,19 @@ def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None,
     log.info("demo 1/4: ingesting %s", CLIP)
     shards = _shards(out)
     log.info("demo 2/4: pretraining (%s)%s", recipe, ", then the reference (DINO + KoLeo)" if reference else "")
-    config, train = _train(out, shards, recipe, overrides, "run")
-    configs = {"trained": config}
+    runs = {"trained": (recipe, overrides)}
     if reference:
-        configs["reference"], _ = _train(out, shards, REFERENCE[0], reference_overrides(overrides), "reference")
+        runs["reference"] = (REFERENCE[0], reference_overrides(overrides))
+    configs, train = {}, {}
+    for name, (run_recipe, run_overrides) in runs.items():
+        configs[name], train[name] = _train(out, shards, run_recipe, run_overrides, FOLDERS[name])
     log.info("demo 3/4: evaluation data (real annotated images and clips, fetched once into %s)", testmedia.cache_dir())
     data = sample_data.build()
     tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json")}
     log.info("demo 4/4: scoring the trained backbones and random initialisation")
-    weights = {"trained": os.path.join(out, "run", rundir.BACKBONE)}
-    if reference:
-        weights["reference"] = os.path.join(out, "reference", rundir.BACKBONE)
-    weights["random"] = f"random:{config.model.arch}:{config.run.seed}"
+    trained = configs["trained"]
+    weights = {**{name: os.path.join(out, FOLDERS[name], rundir.BACKBONE) for name in configs},
+               "random": f"random:{trained.model.arch}:{trained.run.seed}"}
     metrics = {name: score(w, tasks, os.path.join(out, "eval", name), device) for name, w in weights.items()}
     _metrics_png(metrics, series_names(configs), os.path.join(out, "metrics.png"))
     result = DemoResult(out, train, metrics, _pictures(out), time.monotonic() - started, configs)

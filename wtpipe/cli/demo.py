@@ -42,14 +42,13 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
         return 2
     print(f"wtpipe demo: done in {result.seconds:.0f} s")
     names = demo.series_names(result.configs)
-    for key, (metric, label) in demo.HEADLINE.items():
-        task = key.split("_")[0]
+    for task, metric, label in demo.HEADLINE:
         print(f"  {label:<28}" + "".join(f"   {names[name]} {scores[task][metric]:5.1f}"
                                          for name, scores in result.metrics.items()))
-    for name in result.configs:
-        print(f"  {name}: {demo.describe(result.configs[name])}: {demo.verdict(result.metrics, name)}")
-    if result.train["collapsed"]:
-        print(f"  warning: the run collapsed ({', '.join(result.train['collapsed'])})")
+    for name, config in result.configs.items():
+        print(f"  {name}: {demo.describe(config)}: {demo.verdict(result.metrics, name)}")
+        if result.train[name]["collapsed"]:
+            print(f"  warning: the {name} run collapsed ({', '.join(result.train[name]['collapsed'])})")
     print(f"  report: {os.path.join(result.out, 'report.md')}")
     for title, paths in ((t, p) for t, p in result.pictures.items() if p):
         print(f"  {title}: {', '.join(paths[:2])}{' ...' if len(paths) > 2 else ''}")
