@@ -15,7 +15,7 @@ Without CUDA it says so and exits 0. ``--cpu-check`` runs the rows at toy sizes 
 but the compile row): it checks the plumbing, its figures mean nothing.
 
 Usage: python benchmarks/gpu_train.py [--shards DIR] [--steps 60] [--warmup 20] [--only dino|dora]
-       [--workers 1,4,8] [--batch N] [--cpu-check]
+       [--workers 1,4,8] [--batch N] [--out DIR] [--row-timeout S] [--cpu-check]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,21 +55,29 @@ def rows(method: str, workers: list[int], batch: int, compile_row: bool = True) 
         reference.append(f"model.forward_chunk={batch}")  # one frame of each clip per student call
     found = [("reference-style: loader views, fp16" + (", frame by frame" if method == "dora" else ""), reference)]
     for place in ("loader", "device"):
-        found += [(f"bf16, views on the {place}, {n} worker(s)", [f"data.augment_on={place}", f"data.num_workers={n}"])
-                  for n in workers]
+        found += [(f"bf16, views on the {place}, {n} worker(s)",
+                   [f"data.augment_on={place}", "data.decode_on=loader", f"data.num_workers={n}"]) for n in workers]
     found.append((f"bf16, JPEG decoded and views made on the GPU, {most} worker(s)",
                   ["data.decode_on=device", f"data.num_workers={most}"]))
     if compile_row:
         found.append((f"bf16, views on the GPU, {most} worker(s), run.compile",
-                      ["run.compile=true", f"data.num_workers={most}"]))
+                      ["run.compile=true", "data.augment_on=device", "data.decode_on=loader",
+                       f"data.num_workers={most}"]))
     return found
 
 
-def measure(recipe: str, overrides: list[str], out: str, warmup: int) -> dict[str, float]:
+def measure(recipe: str, overrides: list[str], out: str, warmup: int, limit: float) -> dict[str, float]:
     """One training run in a fresh process: steady-state clips/s and loader wait, and peak memory."""
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    result = subprocess.run([sys.executable, "-c", RUN, recipe, *overrides, f"run.output_dir={out}"],
-                            capture_output=True, text=True, env=env)
+    shutil.rmtree(out, ignore_errors=True)  # a row of an earlier run under --out would only resume, finished
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        result = subprocess.run([sys.executable, "-c", RUN, recipe, *overrides, f"run.output_dir={out}"],
+                                capture_output=True, text=True, env=env, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"error": f"still running after {limit:.0f} s (--row-timeout)"}
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "stderr.log"), "w", encoding="utf-8") as handle:
+        handle.write(result.stderr)  # the run's logs, kept with its scalars.csv under --out
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -100,6 +109,9 @@ def main() -> int:
     parser.add_argument("--workers", default="1,4,8", help="loader workers to compare")
     parser.add_argument("--batch", type=int, help="clips per step (default: the recipe's)")
     parser.add_argument("--cpu-check", action="store_true", help="toy sizes on the CPU: plumbing only")
+    parser.add_argument("--row-timeout", type=float, default=600, help="seconds a row may take before it is dropped")
+    parser.add_argument("--out", help="keep each row's run directory (scalars.csv, stderr.log) here "
+                                      "(default: a temporary directory)")
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.cpu_check:
         print("gpu_train.py: no CUDA device here; this benchmark measures GPU throughput (nothing to do)")
@@ -107,7 +119,8 @@ def main() -> int:
     workers = [int(n) for n in args.workers.split(",")]
     device = "CPU (toy sizes: plumbing check)" if args.cpu_check else torch.cuda.get_device_name()
     print(f"{device}; {args.steps} steps per row, figures over the steps after {args.warmup}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.out or scratch
         shards = args.shards or bundled_shards(os.path.join(tmp, "shards"))
         for method in [args.only] if args.only else sorted(RECIPES):
             recipe = os.path.join(ROOT, "configs", RECIPES[method])
@@ -127,7 +140,8 @@ def main() -> int:
             for i, (label, overrides) in enumerate(rows(method, workers, config.data.batch_size, not args.cpu_check)):
                 if args.cpu_check:
                     overrides = [o for o in overrides if not o.startswith("run.mixed_precision")]
-                got = measure(recipe, base + overrides, os.path.join(tmp, f"{method}-{i}"), args.warmup)
+                got = measure(recipe, base + overrides, os.path.join(tmp, f"{method}-{i}"), args.warmup,
+                              args.row_timeout)
                 if "error" in got:
                     print(f"{label:62s} failed: {got['error']}")
                     continue

@@ -171,6 +171,21 @@ def test_bad_configs_are_named(train_shards):
     assert result.returncode == 2 and "vit_huge" in result.stderr
 
 
+def test_jpeg_decoding_goes_where_the_views_are_rendered():
+    """decode_on=auto: nvJPEG only where CUDA renders the views; an explicit choice is kept, and
+    decoding on the device with views on the loader is refused."""
+    from wtpipe.train.config import DataConfig
+
+    cuda = torch.cuda.is_available()
+    assert DataConfig().decodes_on_device() is cuda and DataConfig().views_on_device() is cuda
+    assert not DataConfig(augment_on="loader").decodes_on_device()
+    assert not DataConfig(augment_on="device", decode_on="loader").decodes_on_device()
+    explicit = DataConfig(augment_on="auto", decode_on="device")
+    assert explicit.decodes_on_device() and explicit.views_on_device()
+    with pytest.raises(ValueError, match="decode_on=device needs the views"):
+        DataConfig(augment_on="loader", decode_on="device")
+
+
 def test_bf16_autocast_gradient_accumulation_and_a_corrupt_shard(train_shards, tmp_path, caplog):
     """One short run covering bf16 on CPU, two micro-batches per step, and a truncated shard."""
     import shutil

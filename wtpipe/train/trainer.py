@@ -224,7 +224,7 @@ class Trainer:
         logs = ScalarLog(self.out, self.start_step) if acc.is_main_process else None
         dataset = ClipDataset(self.index, cfg.data.clip_frames, cfg.data.frame_gap,
                               self.method.views(planned=cfg.data.views_on_device()),
-                              encoded=cfg.data.decode_on == "device")
+                              encoded=cfg.data.decodes_on_device())
         stop = StopRequest()  # before the loader forks its workers (they ignore the stop signals)
         try:
             loader = make_loader(dataset, cfg.data.batch_size, cfg.run.seed, self.rank,
