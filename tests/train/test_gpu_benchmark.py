@@ -11,13 +11,22 @@ import torch
 
 from .runs import ENV
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "gpu_train.py")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SCRIPT = os.path.join(ROOT, "benchmarks", "gpu_train.py")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the benchmark would run")
 def test_without_cuda_it_says_so_and_exits_0():
     result = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, env=ENV)
     assert result.returncode == 0 and "no CUDA device" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the script would run")
+def test_the_all_gpu_figures_script_says_so_too(tmp_path):
+    out = tmp_path / "figures"
+    result = subprocess.run(["bash", os.path.join(ROOT, "tools", "gpu_figures.sh"), str(out)], capture_output=True,
+                            text=True, env={**ENV, "PYTHON": sys.executable})
+    assert result.returncode == 0 and "no CUDA device" in result.stdout and not out.exists()
 
 
 @pytest.mark.slow
