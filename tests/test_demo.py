@@ -65,7 +65,8 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     metrics = {"trained": {"knn": {"top1_k20": 92.86}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}},
                "reference": {"knn": {"top1_k20": 100.0}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 0.0}},
                "random": {"knn": {"top1_k20": 95.24}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}}}
-    result = demo.DemoResult(str(tmp_path), {"trained": {"collapsed": []}, "reference": {"collapsed": []}}, metrics, {"tracked masks": [], "metrics": ["m.png"]},
+    train = {"trained": {"collapsed": []}, "reference": {"collapsed": []}}
+    result = demo.DemoResult(str(tmp_path), train, metrics, {"tracked masks": [], "metrics": ["m.png"]},
                              configs={"trained": dora, "reference": dino})
     report = open(demo.write_report(result), encoding="utf-8").read()
     assert ("DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames) pretrained on the bundled clip "

@@ -180,7 +180,8 @@ def write_report(result: DemoResult) -> str:
              + (f"; the reference, {describe(reference)}, on the same shards." if reference else "."), "",
              "## Training", ""]
     for name, run_config in result.configs.items():
-        lines += ([] if name == "trained" else [f"{name.capitalize()}:", ""])
+        if name != "trained":
+            lines += [f"{name.capitalize()}:", ""]
         lines += [*_training_lines(result.out, FOLDERS[name], run_config, result.train[name]["collapsed"]), ""]
     lines += ["## Frozen features against random initialisation", ""]
     lines += [f"{name.capitalize()}: {verdict(result.metrics, name)}." for name in result.configs]

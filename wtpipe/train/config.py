@@ -29,22 +29,23 @@ class DataConfig:
             raise ValueError("data.decode_on=device needs the views rendered there too "
                              "(data.augment_on=device or auto)")
 
+    def views_on_device(self) -> bool:
+        if self.augment_on == "auto":
+            return self.decode_on == "device" or _cuda()
+        return self.augment_on == "device"
+
     def decodes_on_device(self) -> bool:
         """auto: nvJPEG where CUDA renders the views (on an H100, DoRA ViT-S/16 +16 % clips/s, DINO level)."""
         if self.decode_on == "auto":
-            import torch
-
-            return self.augment_on != "loader" and torch.cuda.is_available()
+            return self.views_on_device() and _cuda()
         return self.decode_on == "device"
 
-    def views_on_device(self) -> bool:
-        if self.decodes_on_device():
-            return True
-        if self.augment_on == "auto":
-            import torch
 
-            return torch.cuda.is_available()
-        return self.augment_on == "device"
+def _cuda() -> bool:
+    """Whether CUDA is here; torch is imported only when asked (config errors stay fast)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @dataclass
