@@ -6,8 +6,9 @@ clips of the test media (DESIGN.md section 7) from the same seeds, for the same 
 with the same frames per step and the same view sizes; then scores each teacher backbone, and
 the same architecture at random initialisation (the floor), with k-NN on held-out time ranges of
 the scene classes, CorLoc (TokenCut, LOST) on the annotated images, and DAVIS J&F on the real
-sequences. Prints mean +- std over seeds. Everything is kept under --out, so a re-run after an
-interruption continues (training resumes, scored weights are not scored again).
+sequences. Prints mean +- std over seeds, then each method's change from the random init of the
+same seed (its own starting weights), seed by seed. Everything is kept under --out, so a re-run
+after an interruption continues (training resumes, scored weights are not scored again).
 
 Usage: python benchmarks/learning.py [--seeds 3] [--steps 100] [--out DIR] [--device cpu|cuda]
                                     [--methods dino,dora] [KEY=VALUE ...]
@@ -111,17 +112,38 @@ def main() -> int:
     print(f"\n{args.seeds} seed(s), {args.steps} steps, {FRAMES_PER_STEP} frames/step, "
           f"{len(SCENE_CLIPS)} clips; training " + ", ".join(f"{seconds[m]:.0f} s {m}" for m in methods) + "; "
           f"total {time.monotonic() - started:.0f} s")
-    print("| weights | " + " | ".join(label for _, _, label in COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
+    print("\n".join(tables(results)))
+    return 0
+
+
+def tables(results: dict[str, list[dict[str, dict[str, float]]]]) -> list[str]:
+    """Markdown: each row's mean +- std over seeds, then each method's change from the random-init row
+    of the same seed. That row is the run's own starting backbone (same seed, same construction), so the
+    change is paired: it removes the spread between initialisations, which is as large as the effects."""
+    def row(name: str, cells: list[str]) -> str:
+        label = "random init" if name == "random" else "DINO" if name == "dino" else "DoRA"
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    header = ["| weights | " + " | ".join(label for _, _, label in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = list(header)
     for name, runs in results.items():
+        lines.append(row(name, [spread([r[t][m] for r in runs]) for t, m, _ in COLUMNS]))
+    lines += ["", "Change from the same seed's random init (mean ± std; seeds above / level / below):", *header]
+    for name, runs in results.items():
+        if name == "random":
+            continue
         cells = []
         for task, metric, _ in COLUMNS:
-            values = [r[task][metric] for r in runs]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
-        print(f"| {'random init' if name == 'random' else name.upper() if name == 'dino' else 'DoRA'} | "
-              + " | ".join(cells) + " |")
-    return 0
+            deltas = [r[task][metric] - base[task][metric] for r, base in zip(runs, results["random"])]
+            signs = [(d > 1e-9) - (d < -1e-9) for d in deltas]
+            cells.append(spread(deltas, signed=True) + f" ({signs.count(1)}/{signs.count(0)}/{signs.count(-1)})")
+        lines.append(row(name, cells))
+    return lines
+
+
+def spread(values: list[float], signed: bool = False) -> str:
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):{'+' if signed else ''}.1f} ± {deviation:.1f}"
 
 
 def last_loss(run: str) -> float:
