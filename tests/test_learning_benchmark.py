@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 
-import torch
-
-from wtpipe.config import load_config
-from wtpipe.models.weights import load_backbone
-from wtpipe.train.config import TrainConfig
-from wtpipe.train.trainer import Trainer
+from tests.train.runs import ENV
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -23,14 +20,23 @@ def learning_script():
 
 
 def test_the_random_init_floor_is_the_trained_runs_starting_backbone(train_shards, tmp_path):
+    # in a child process: a Trainer fixes Accelerate's process-wide state (precision) for the rest of the run
+    code = """
+import sys, torch
+from wtpipe.config import load_config
+from wtpipe.models.weights import load_backbone
+from wtpipe.train.config import TrainConfig
+from wtpipe.train.trainer import Trainer
+config = load_config(TrainConfig, sys.argv[1], sys.argv[2:])
+start = Trainer(config).method.student.backbone.vit.state_dict()
+floor = load_backbone("random:vit_tiny_patch16_224:2")[0].vit.state_dict()
+other = load_backbone("random:vit_tiny_patch16_224:3")[0].vit.state_dict()
+assert start.keys() == floor.keys() and all(torch.equal(start[k], floor[k]) for k in start)
+assert not torch.equal(start["pos_embed"], other["pos_embed"])
+"""
     for recipe in ("tiny_cpu.yaml", "dora_tiny_cpu.yaml"):
-        config = load_config(TrainConfig, os.path.join(ROOT, "configs", recipe),
-                             [f"data.shards={train_shards}", f"run.output_dir={tmp_path / recipe}", "run.seed=2"])
-        start = Trainer(config).method.student.backbone.vit.state_dict()
-        floor = load_backbone("random:vit_tiny_patch16_224:2")[0].vit.state_dict()
-        other = load_backbone("random:vit_tiny_patch16_224:3")[0].vit.state_dict()
-        assert start.keys() == floor.keys() and all(torch.equal(start[k], floor[k]) for k in start)
-        assert not torch.equal(start["pos_embed"], other["pos_embed"])
+        subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "configs", recipe), f"data.shards={train_shards}",
+                        f"run.output_dir={tmp_path / recipe}", "run.seed=2"], check=True, env=ENV)
 
 
 def test_the_paired_table_counts_seeds_above_level_and_below():
