@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 
-from tests.train.runs import ENV
+from tests.train.runs import run
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -35,8 +34,8 @@ assert start.keys() == floor.keys() and all(torch.equal(start[k], floor[k]) for 
 assert not torch.equal(start["pos_embed"], other["pos_embed"])
 """
     for recipe in ("tiny_cpu.yaml", "dora_tiny_cpu.yaml"):
-        subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "configs", recipe), f"data.shards={train_shards}",
-                        f"run.output_dir={tmp_path / recipe}", "run.seed=2"], check=True, env=ENV)
+        run([sys.executable, "-c", code, os.path.join(ROOT, "configs", recipe), f"data.shards={train_shards}",
+             f"run.output_dir={tmp_path / recipe}", "run.seed=2"])
 
 
 def test_the_paired_table_counts_seeds_above_level_and_below():
