@@ -5,8 +5,8 @@ Pretrains DINO (configs/tiny_cpu.yaml) and DoRA (configs/dora_tiny_cpu.yaml) on 
 clips of the test media (DESIGN.md section 7) from the same seeds, for the same number of steps
 with the same frames per step and the same view sizes; then scores each teacher backbone, and
 the same architecture at random initialisation (the floor), with k-NN on held-out time ranges of
-the scene classes, CorLoc (TokenCut, LOST) on the annotated images, and DAVIS J&F on the real
-sequences. Prints mean +- std over seeds, then each method's change from the random init of the
+the scene classes, CorLoc (TokenCut, LOST) and the [CLS] attention-mask Jaccard on the annotated
+images, and DAVIS J&F on the real sequences. Prints mean +- std over seeds, then each method's change from the random init of the
 same seed (its own starting weights), seed by seed. Everything is kept under --out, so a re-run
 after an interruption continues (training resumes, scored weights are not scored again).
 
@@ -32,7 +32,8 @@ RECIPES = {"dino": os.path.join(HERE, "..", "configs", "tiny_cpu.yaml"),
            "dora": os.path.join(HERE, "..", "configs", "dora_tiny_cpu.yaml")}
 FRAMES_PER_STEP = 16  # DINO: 16 images; DoRA: 4 clips x 4 frames
 COLUMNS = (("knn", "top1_k20", "k-NN top-1"), ("discover", "corloc_tokencut", "CorLoc TokenCut"),
-           ("discover", "corloc_lost", "CorLoc LOST"), ("davis", "J&F", "DAVIS J&F"))
+           ("discover", "corloc_lost", "CorLoc LOST"), ("attention", "jaccard", "attention J"),
+           ("davis", "J&F", "DAVIS J&F"))
 
 
 def overrides(method: str, seed: int, steps: int, shards: str, out: str, device: str) -> list[str]:
@@ -84,9 +85,11 @@ def main() -> int:
     shards = os.path.join(args.out, "shards")
     ShardBuilder([sources[c] for c in SCENE_CLIPS], shards, BuildSettings(min_shards=2), progress=False).run()
     data = sample_data.build()
-    tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json"),
+    objects = os.path.join(data, "objects", "instances.json")
+    tasks = {"knn": os.path.join(data, "scenes"), "discover": objects, "attention": objects,
              "davis": os.path.join(data, "davis")}
-    settings = {"davis": {"short_side": 240}, "discover": {"pictures": 0}, "knn": {"cache_dir": ""}}
+    settings = {"davis": {"short_side": 240}, "discover": {"pictures": 0}, "attention": {"pictures": 0},
+                "knn": {"cache_dir": ""}}
     # each budget and set of overrides trains into its own directories; shards and random-init scores are shared
     variant = f"-{args.steps}steps" + ("-" + hashlib.sha1(" ".join(args.overrides).encode()).hexdigest()[:8]
                                        if args.overrides else "")

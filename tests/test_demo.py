@@ -39,17 +39,17 @@ def test_demo_interrupted_then_resumed_writes_a_complete_report(tmp_path, eval_d
     pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert {"contact_sheet.png", "run/loss.png", "reference/loss.png", "metrics.png"} <= set(pictures)
     assert any(p.startswith("run/viz/step00000008-clip") for p in pictures)  # masks at the end of training
-    assert any(p.startswith("eval/trained/discover/pictures/") for p in pictures)
+    assert any(p.startswith("eval/trained/discover/pictures/") for p in pictures) and "attention_voc.png" in pictures
     assert all(os.path.getsize(os.path.join(out, p)) > 1000 for p in pictures)
     assert re.search(r"\| k-NN top-1 \(k=20\), scenes \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", report)
 
     scored = [os.path.join(out, "eval", w, t, "metrics.json") for w in ("trained", "reference", "random")
-              for t in ("knn", "discover")]
+              for t in ("knn", "discover", "attention")]
     stamps = [os.stat(p).st_mtime_ns for p in scored]
     again = run(demo_cmd(out), env={**ENV, "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert [os.stat(p).st_mtime_ns for p in scored] == stamps  # nothing scored twice
     assert logged_steps(os.path.join(out, "run")) == [2, 4, 6, 8]
-    assert again.stdout.splitlines()[1:4] == result.stdout.splitlines()[1:4]  # the same numbers
+    assert again.stdout.splitlines()[1:5] == result.stdout.splitlines()[1:5]  # the same numbers
 
 
 def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(tmp_path):
@@ -62,9 +62,9 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     for folder, row in (("run", "100,3.5,0.2,0.0625,\n"), ("reference", "100,5.2,0.2,0.125,-0.25\n")):
         os.makedirs(tmp_path / folder)
         (tmp_path / folder / "scalars.csv").write_text("step,loss,teacher_entropy,dims_used,koleo\n" + row)
-    metrics = {"trained": {"knn": {"top1_k20": 92.86}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}},
-               "reference": {"knn": {"top1_k20": 100.0}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 0.0}},
-               "random": {"knn": {"top1_k20": 95.24}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": 9.1}}}
+    scores = {"trained": (92.86, 9.1, 9.1, 8.0), "reference": (100.0, 9.1, 0.0, 14.5), "random": (95.24, 9.1, 9.1, 9.7)}
+    metrics = {name: {"knn": {"top1_k20": k}, "discover": {"corloc_tokencut": t, "corloc_lost": lost},
+                      "attention": {"jaccard": j}} for name, (k, t, lost, j) in scores.items()}
     train = {"trained": {"collapsed": []}, "reference": {"collapsed": []}}
     result = demo.DemoResult(str(tmp_path), train, metrics, {"tracked masks": [], "metrics": ["m.png"]},
                              configs={"trained": dora, "reference": dino})
@@ -74,12 +74,36 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     assert "last logged loss 3.500 against ln K = 5.545" in report  # no KoLeo column: the loss as logged
     assert "last logged loss 5.450 against ln K = 5.545" in report and "KoLeo term adds -0.250" in report
     assert "Trained: level with random init on CorLoc TokenCut, CorLoc LOST; below random init on " \
-           "k-NN top-1 (k=20), scenes (-2.4)." in report
-    assert "Reference: above random init on k-NN top-1 (k=20), scenes (+4.8); level with random init on " \
-           "CorLoc TokenCut; below random init on CorLoc LOST (-9.1)." in report
+           "k-NN top-1 (k=20), scenes (-2.4), [CLS] attention Jaccard (-1.7)." in report
+    assert "Reference: above random init on k-NN top-1 (k=20), scenes (+4.8), [CLS] attention Jaccard (+4.8); " \
+           "level with random init on CorLoc TokenCut; below random init on CorLoc LOST (-9.1)." in report
     assert "| metric | trained (DoRA) | reference (DINO + KoLeo) | random init |" in report
     assert "| k-NN top-1 (k=20), scenes | 92.9 | 100.0 | 95.2 |" in report
     assert "## Tracked masks" not in report and "![metrics](m.png)" in report
+
+
+def test_attention_sheets_show_the_first_image_and_where_each_run_rose_most(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from wtpipe import demo
+
+    per_image = {"trained": (0.2, 0.1, 0.1), "reference": (0.1, 0.1, 0.3), "random": (0.1, 0.1, 0.1)}
+    for name, values in per_image.items():
+        folder = tmp_path / "eval" / name / "attention"
+        os.makedirs(folder / "pictures")
+        rows = [{"image": f"JPEGImages/{image}.jpg", "objects": {"a": {"jaccard": j, "head": 0}, "b": {"jaccard": j}}}
+                for image, j in zip(("voc", "cup_0000", "box_0151"), values)]
+        (folder / "metrics.json").write_text(json.dumps({"per_image": rows}))
+        for index, image in enumerate(("voc", "cup_0000", "box_0151")):
+            Image.new("RGB", (40, 20), "gray").save(folder / "pictures" / f"{index:04d}_{image}.png")
+    names = {"trained": "trained (DoRA)", "reference": "reference (DINO + KoLeo)", "random": "random init"}
+    # DoRA rose most on voc (already shown), the reference on box_0151; cup_0000 is nobody's
+    assert demo.attention_sheets(str(tmp_path), names) == ["attention_voc.png", "attention_box_0151.png"]
+    with Image.open(tmp_path / "attention_box_0151.png") as sheet:
+        assert sheet.size == (40, 16 + 3 * (20 + 16))  # a caption, then a labelled row per series
+    assert demo.attention_sheets(str(tmp_path), {"trained": "trained (DoRA)"}) == []  # no random init: no sheet
 
 
 def test_the_reference_shares_the_budget_but_not_the_method_overrides():

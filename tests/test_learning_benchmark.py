@@ -41,13 +41,13 @@ assert not torch.equal(start["pos_embed"], other["pos_embed"])
 def test_the_paired_table_counts_seeds_above_level_and_below():
     def scores(knn: float, lost: float) -> dict[str, dict[str, float]]:
         return {"knn": {"top1_k20": knn}, "discover": {"corloc_tokencut": 9.1, "corloc_lost": lost},
-                "davis": {"J&F": 60.0}}
+                "attention": {"jaccard": 10.0}, "davis": {"J&F": 60.0}}
 
     results = {"random": [scores(95.0, 9.1), scores(90.0, 18.2), scores(92.0, 9.1)],
                "dora": [scores(97.0, 0.0), scores(90.0, 9.1), scores(91.0, 0.0)]}
     lines = learning_script().tables(results)
-    assert lines[2] == "| random init | 92.3 ± 2.5 | 9.1 ± 0.0 | 12.1 ± 5.3 | 60.0 ± 0.0 |"
-    assert lines[3] == "| DoRA | 92.7 ± 3.8 | 9.1 ± 0.0 | 3.0 ± 5.3 | 60.0 ± 0.0 |"
+    assert lines[2] == "| random init | 92.3 ± 2.5 | 9.1 ± 0.0 | 12.1 ± 5.3 | 10.0 ± 0.0 | 60.0 ± 0.0 |"
+    assert lines[3] == "| DoRA | 92.7 ± 3.8 | 9.1 ± 0.0 | 3.0 ± 5.3 | 10.0 ± 0.0 | 60.0 ± 0.0 |"
     paired = lines[-1].split(" | ")
     assert paired[1] == "+0.3 ± 1.5 (1/1/1)"  # +2, 0, -1: the same mean as the rows, a third of the spread
     assert paired[2] == "+0.0 ± 0.0 (0/3/0)" and paired[3] == "-9.1 ± 0.0 (0/0/3)"

@@ -1,21 +1,25 @@
 """``wtpipe demo``: the whole pipeline on the bundled clip, in minutes on a laptop, as one report.
 
 Ingest the clip into shards, pretrain DoRA with the tiny recipe, score the trained backbone and the
-same architecture at random initialisation (k-NN on the scene classes, object discovery on the
-annotated images), and write ``OUT/report.md`` with the pictures next to it. Every stage keeps its
-output and is skipped when re-run, and the training resumes from its last checkpoint, so an
-interrupted demo continues where it stopped.
+same architecture at random initialisation (k-NN on the scene classes; object discovery and the
+[CLS] attention's overlap with the objects on the annotated images), and write ``OUT/report.md``
+with the pictures next to it. Every stage keeps its output and is skipped when re-run, and the
+training resumes from its last checkpoint, so an interrupted demo continues where it stopped.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import json
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from PIL import Image, ImageDraw
 
 from wtpipe import rundir, testmedia
 from wtpipe.config import load_config
@@ -27,6 +31,7 @@ from wtpipe.shards.settings import BuildSettings
 from wtpipe.shards.tarwriter import write_bytes_atomic
 from wtpipe.train.config import TrainConfig
 from wtpipe.train.trainer import Trainer
+from wtpipe.viz.pictures import save_png
 
 log = logging.getLogger(__name__)
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -36,7 +41,8 @@ RECIPE = os.path.join(ASSETS, "dora_tiny_cpu.yaml")  # a link to configs/dora_ti
 REFERENCE = (os.path.join(ASSETS, "tiny_cpu.yaml"), ["method.koleo=1.0"])
 HEADLINE = (("knn", "top1_k20", "k-NN top-1 (k=20), scenes"),  # (task, metric, label)
             ("discover", "corloc_tokencut", "CorLoc TokenCut"),
-            ("discover", "corloc_lost", "CorLoc LOST"))
+            ("discover", "corloc_lost", "CorLoc LOST"),
+            ("attention", "jaccard", "[CLS] attention Jaccard"))
 FOLDERS = {"trained": "run", "reference": "reference"}  # each trained run's folder under OUT
 
 
@@ -108,7 +114,50 @@ def _metrics_png(metrics: dict[str, dict[str, dict[str, float]]], names: dict[st
     return path
 
 
-def _pictures(out: str) -> dict[str, list[str]]:
+def _per_image_jaccard(out: str, series: str) -> dict[str, float]:
+    """Image name -> the mean over its objects of the best head's Jaccard (``eval/SERIES/attention``)."""
+    with open(os.path.join(out, "eval", series, "attention", "metrics.json"), encoding="utf-8") as handle:
+        rows = json.load(handle)["per_image"]
+    return {os.path.splitext(os.path.basename(r["image"]))[0]: sum(o["jaccard"] for o in r["objects"].values())
+            / len(r["objects"]) for r in rows}
+
+
+def attention_sheets(out: str, names: dict[str, str]) -> list[str]:
+    """One PNG per chosen image with every series' attention masks in rows: the first annotated
+    image (VOC, human masks), and for each trained run the image where its Jaccard rose most above
+    random initialisation (chosen by that rule, not by eye). Paths relative to ``out``."""
+    series = [name for name in names if os.path.isdir(os.path.join(out, "eval", name, "attention", "pictures"))]
+    if "random" not in series or len(series) < 2:
+        return []
+    scores = {name: _per_image_jaccard(out, name) for name in series}
+    images = list(scores["random"])
+    chosen = {images[0]: f"{images[0]}: the first annotated image"}
+    for name in series[:-1]:
+        gains = {image: scores[name][image] - scores["random"][image] for image in images}
+        best = max(gains, key=gains.get)
+        chosen.setdefault(best, f"{best}: where {names[name]} rose most above random init "
+                                f"(J {100 * scores['random'][best]:.0f} -> {100 * scores[name][best]:.0f})")
+    paths = []
+    for image, caption in chosen.items():
+        rows = []
+        for name in series:
+            found = glob.glob(os.path.join(out, "eval", name, "attention", "pictures", f"*_{image}.png"))
+            if found:
+                rows.append((names[name], Image.open(found[0]).convert("RGB")))
+        width, label = max(r.width for _, r in rows), 16
+        sheet = Image.new("RGB", (width, label + sum(r.height + label for _, r in rows)), "white")
+        draw = ImageDraw.Draw(sheet)
+        draw.text((4, 2), caption + "; each head's mask keeps 60 % of its [CLS] attention", fill="black")
+        y = label
+        for name, row in rows:
+            draw.text((4, y + 2), name, fill="black")
+            sheet.paste(row, (0, y + label))
+            y += row.height + label
+        paths.append(os.path.relpath(save_png(sheet, os.path.join(out, f"attention_{image}.png")), out))
+    return paths
+
+
+def _pictures(out: str, names: dict[str, str]) -> dict[str, list[str]]:
     """The PNGs the report shows, relative to ``out``."""
     def pngs(folder: str, limit: int) -> list[str]:
         path = os.path.join(out, folder)
@@ -125,6 +174,7 @@ def _pictures(out: str) -> dict[str, list[str]]:
             "discovery, trained": pngs(os.path.join("eval", "trained", "discover", "pictures"), 4),
             "discovery, reference": pngs(os.path.join("eval", "reference", "discover", "pictures"), 2),
             "discovery, random init": pngs(os.path.join("eval", "random", "discover", "pictures"), 2),
+            "CLS attention masks, per head": attention_sheets(out, names),
             "metrics": ["metrics.png"]}
 
 
@@ -197,7 +247,7 @@ def write_report(result: DemoResult) -> str:
     lines += ["## Where everything is", "", "- shards: `shards/` (verified manifest `shards/manifest.json`)",
               "- runs: " + " and ".join(f"`{FOLDERS[name]}/`" for name in result.configs)
               + " (config.yaml, scalars.csv, tensorboard/, checkpoints/, backbone.safetensors)",
-              "- evaluations: `eval/{" + ",".join(result.metrics) + "}/{knn,discover}/metrics.json`", ""]
+              "- evaluations: `eval/{" + ",".join(result.metrics) + "}/{knn,discover,attention}/metrics.json`", ""]
     path = os.path.join(result.out, "report.md")
     write_bytes_atomic(path, "\n".join(lines).encode())
     return path
@@ -229,13 +279,15 @@ def run_demo(out: str, recipe: str = RECIPE, overrides: list[str] | None = None,
         configs[name], train[name] = _train(out, shards, run_recipe, run_overrides, FOLDERS[name])
     log.info("demo 3/4: evaluation data (real annotated images and clips, fetched once into %s)", testmedia.cache_dir())
     data = sample_data.build()
-    tasks = {"knn": os.path.join(data, "scenes"), "discover": os.path.join(data, "objects", "instances.json")}
+    objects = os.path.join(data, "objects", "instances.json")
+    tasks = {"knn": os.path.join(data, "scenes"), "discover": objects, "attention": objects}
     log.info("demo 4/4: scoring the trained backbones and random initialisation")
     trained = configs["trained"]
     weights = {**{name: os.path.join(out, FOLDERS[name], rundir.BACKBONE) for name in configs},
                "random": f"random:{trained.model.arch}:{trained.run.seed}"}
     metrics = {name: score(w, tasks, os.path.join(out, "eval", name), device) for name, w in weights.items()}
     _metrics_png(metrics, series_names(configs), os.path.join(out, "metrics.png"))
-    result = DemoResult(out, train, metrics, _pictures(out), time.monotonic() - started, configs)
+    result = DemoResult(out, train, metrics, _pictures(out, series_names(configs)), time.monotonic() - started,
+                        configs)
     write_report(result)
     return result

@@ -2,7 +2,8 @@
 
 Ingests the bundled real clip, pretrains DoRA with the tiny recipe (configs/dora_tiny_cpu.yaml,
 shipped inside the package), scores the trained backbone against random initialisation (k-NN,
-object discovery) and writes DIR/report.md with its pictures. Re-running the same command after
+object discovery, the [CLS] attention's overlap with objects) and writes DIR/report.md with its
+pictures. Re-running the same command after
 Ctrl-C, SIGTERM or a kill continues where it stopped; key=value overrides the recipe.
 """
 

@@ -1,4 +1,4 @@
-"""Readers for the evaluation layouts: ImageFolder, PASCAL VOC boxes, COCO boxes, DAVIS-2017.
+"""Readers for the evaluation layouts: ImageFolder, PASCAL VOC boxes, COCO boxes and masks, DAVIS-2017.
 
 A file that cannot be read is named in one line and skipped (and counted); the task goes on.
 """
@@ -98,6 +98,18 @@ def voc_boxes(root: str) -> list[BoxedImage]:
     return items
 
 
+def coco_image_root(path: str) -> str:
+    """Where a COCO json's ``file_name`` points: ``annotations/instances_SPLIT.json`` -> ``SPLIT/``
+    beside ``annotations/`` (the COCO 2017 layout) when that folder exists, else the json's folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    if os.path.basename(folder) == "annotations" and name.startswith("instances_") and name.endswith(".json"):
+        split = os.path.join(os.path.dirname(folder), name[len("instances_"): -len(".json")])
+        if os.path.isdir(split):
+            return split
+    return folder
+
+
 def coco_boxes(path: str, image_root: str | None = None) -> list[BoxedImage]:
     """A COCO instances json; crowd boxes dropped and corners rounded, as LOST reads COCO."""
     try:
@@ -108,7 +120,7 @@ def coco_boxes(path: str, image_root: str | None = None) -> list[BoxedImage]:
         annotations = data["annotations"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise LayoutError(f"{path}: not a COCO instances json ({err})") from None
-    root = image_root or os.path.dirname(os.path.abspath(path))
+    root = image_root or coco_image_root(path)
     boxes: dict[int, list] = {}
     for ann in annotations:
         if ann.get("iscrowd", 0):
@@ -118,6 +130,54 @@ def coco_boxes(path: str, image_root: str | None = None) -> list[BoxedImage]:
             ([round(x), round(y), round(x + w), round(y + h)], names.get(ann["category_id"], "")))
     return [BoxedImage(os.path.join(root, images[i]), np.array([b for b, _ in found], dtype=np.float64),
                        [n for _, n in found]) for i, found in sorted(boxes.items())]
+
+
+@dataclass
+class MaskedImage:
+    path: str
+    annotations: list[dict]  # the image's COCO annotations that carry a segmentation
+    size: tuple[int, int]  # (height, width) as the json gives it
+    categories: dict[int, str]
+
+    def objects(self) -> tuple[np.ndarray, list[str]]:
+        """(O, H, W) bool, one mask per category present (its instances merged), and the names."""
+        from pycocotools import mask as coco_mask
+
+        merged: dict[int, np.ndarray] = {}
+        for ann in self.annotations:
+            segmentation = ann["segmentation"]
+            if isinstance(segmentation, list):  # polygons
+                rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, *self.size))
+            elif isinstance(segmentation["counts"], list):  # uncompressed RLE
+                rle = coco_mask.frPyObjects(segmentation, *self.size)
+            else:
+                rle = segmentation
+            mask = coco_mask.decode(rle).astype(bool)
+            merged[ann["category_id"]] = merged.get(ann["category_id"], False) | mask
+        ids = sorted(merged)
+        return np.stack([merged[i] for i in ids]), [self.categories.get(i, str(i)) for i in ids]
+
+
+def coco_masks(path: str, image_root: str | None = None) -> list[MaskedImage]:
+    """A COCO instances json with segmentations (polygons or RLE); crowd regions dropped, images
+    without an object left out."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        names = {c["id"]: c["name"] for c in data.get("categories", [])}
+        images = {im["id"]: im for im in data["images"]}
+        annotations = [a for a in data["annotations"] if not a.get("iscrowd", 0)]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise LayoutError(f"{path}: not a COCO instances json ({err})") from None
+    if not any("segmentation" in a for a in annotations):
+        raise LayoutError(f"{path}: no segmentation in its annotations (the attention task needs object masks)")
+    root = image_root or coco_image_root(path)
+    by_image: dict[int, list[dict]] = {}
+    for ann in annotations:
+        if ann.get("segmentation"):
+            by_image.setdefault(ann["image_id"], []).append(ann)
+    return [MaskedImage(os.path.join(root, images[i]["file_name"]), found, (images[i]["height"], images[i]["width"]),
+                        names) for i, found in sorted(by_image.items())]
 
 
 def box_images(data: str, image_root: str | None = None) -> list[BoxedImage]:

@@ -1,4 +1,4 @@
-"""Evaluation pictures: confusion matrices, discovery overlays, DAVIS strips."""
+"""Evaluation pictures: confusion matrices, discovery overlays, attention masks, DAVIS strips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from wtpipe.eval.datasets import davis_palette
-from wtpipe.viz.pictures import draw_boxes, save_png
+from wtpipe.viz.pictures import COLOURS, draw_boxes, overlay, save_png
 
 TRUTH, TOKENCUT, LOST = (230, 25, 75), (60, 200, 75), (0, 130, 230)
 
@@ -71,6 +71,32 @@ def discovery_png(rgb: np.ndarray, truth: np.ndarray, found: dict, attention: np
         sheet.paste(panel, (x, 16))
         draw.text((x + 3, 2), title, fill="black")
         x += panel.width
+    return save_png(sheet, path)
+
+
+def attention_png(rgb: np.ndarray, objects: np.ndarray, heads: np.ndarray, jaccard: np.ndarray, best: np.ndarray,
+                  path: str, height: int = 200) -> str:
+    """Panels: the ground-truth objects tinted; then every head's mask (the rest darkened), with
+    the objects it is the best head for outlined in their colour and their Jaccard index above."""
+    panels = [overlay(rgb, objects)]
+    titles = ["objects"]
+    for h, mask in enumerate(heads):
+        picture = np.where(mask[..., None], rgb, rgb // 4)  # outside the mask darkened
+        won = [f"J{100 * jaccard[o]:.0f}" for o in range(len(objects)) if best[o] == h]
+        for o in range(len(objects)):  # outline the objects this head is best for, in their colour
+            if best[o] == h:
+                edge = objects[o] & ~(np.roll(objects[o], 1, 0) & np.roll(objects[o], 1, 1)
+                                      & np.roll(objects[o], -1, 0) & np.roll(objects[o], -1, 1))
+                picture[edge] = COLOURS[o % len(COLOURS)]
+        panels.append(picture)
+        titles.append(f"head {h} " + " ".join(won))
+    scale = height / rgb.shape[0]
+    width = max(1, round(rgb.shape[1] * scale))
+    sheet = Image.new("RGB", (width * len(panels), height + 16), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (panel, title) in enumerate(zip(panels, titles)):
+        sheet.paste(Image.fromarray(panel).resize((width, height), Image.BILINEAR), (i * width, 16))
+        draw.text((i * width + 3, 2), title, fill="black")
     return save_png(sheet, path)
 
 

