@@ -127,22 +127,24 @@ def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
     report = json.load(open(tmp_path / "out" / "metrics.json"))
     assert report["skipped"] == [str(broken)] and report["images"] == 9
     assert 0 < report["metrics"]["jaccard"] < 100 and len(os.listdir(tmp_path / "out" / "pictures")) == 9
-    # COCO 2017 layout: annotations/instances_SPLIT.json finds its images in SPLIT/
-    det = os.path.join(eval_data, "det", "annotations", "instances_val2017.json")
-    result = run(eval_cmd("random:vit_tiny_patch16_224:0", det, str(tmp_path / "det"), "pictures=0"))
-    assert json.load(open(tmp_path / "det" / "metrics.json"))["images"] == 12
     boxes_only = tmp_path / "boxes.json"
     coco = json.load(open(data / "instances.json"))
     boxes_only.write_text(json.dumps({**coco, "annotations": [
         {k: v for k, v in a.items() if k != "segmentation"} for a in coco["annotations"]]}))
-    for path, message in ((str(boxes_only), "no segmentation"), (str(tmp_path / "none.json"), "not a COCO"),
-                          (str(data / "Annotations"), "not a COCO")):
-        bad = subprocess.run(eval_cmd("random", path, str(tmp_path / "bad")), capture_output=True, text=True)
-        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
-        assert len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run(eval_cmd("random", str(boxes_only), str(tmp_path / "bad")), capture_output=True, text=True)
+    assert bad.returncode == 2 and "no segmentation" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    for path in (tmp_path / "none.json", data / "Annotations"):
+        with pytest.raises(datasets.LayoutError, match="not a COCO instances json"):
+            datasets.coco_masks(str(path))
+    # COCO 2017 layout: annotations/instances_SPLIT.json finds its images in SPLIT/
+    det = datasets.coco_masks(os.path.join(eval_data, "det", "annotations", "instances_val2017.json"))
+    assert len(det) == 12 and all(os.path.exists(item.path) for item in det)
+    assert all(os.path.dirname(item.path).endswith(os.path.join("det", "val2017")) for item in det)
+    # nothing readable: an error, and no metrics.json that looks like a result
     for image in (data / "JPEGImages").iterdir():
         image.write_bytes(b"broken")
-    bad = subprocess.run(eval_cmd("random", str(data / "instances.json"), str(tmp_path / "none")),
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "none of its 10 images could be scored" in bad.stderr
+    backbone, info = load_backbone("random:vit_tiny_patch16_224:0")
+    with pytest.raises(datasets.LayoutError, match="none of its 10 images could be scored"):
+        run_task("attention", backbone, info, str(data / "instances.json"), str(tmp_path / "none"), AttentionConfig())
     assert not os.path.exists(tmp_path / "none" / "metrics.json")

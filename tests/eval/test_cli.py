@@ -27,7 +27,8 @@ def trained(train_shards, eval_data, tmp_path_factory) -> str:
     """A tiny DINO run that evaluates itself every 6 steps."""
     out = str(tmp_path_factory.mktemp("evalrun") / "run")
     run(train_cmd(train_shards, out, "eval.every=6", f"eval.knn_data={eval_data}/scenes",
-                  f"eval.discover_data={eval_data}/objects"))
+                  f"eval.discover_data={eval_data}/objects", "eval.tasks=[knn,discover,attention]",
+                  f"eval.attention_data={eval_data}/objects/instances.json"))
     return out
 
 
@@ -36,6 +37,7 @@ def test_training_logs_the_scheduled_evaluations_next_to_the_loss(trained):
         rows = {int(r["step"]): r for r in csv.DictReader(handle)}
     assert float(rows[6]["eval_knn_top1_k20"]) > 0 and rows[6]["eval_corloc_tokencut"] != ""
     assert rows[12]["eval_corloc_lost"] != "" and rows[2]["eval_knn_top1_k20"] == ""
+    assert 0 < float(rows[12]["eval_attention_jaccard"]) < 100 and rows[2]["eval_attention_jaccard"] == ""
     report = json.load(open(os.path.join(trained, "eval", "step-00000006", "knn", "metrics.json")))
     assert report["weights"]["step"] == 6 and report["metrics"]["top1_k20"] == float(rows[6]["eval_knn_top1_k20"])
 

@@ -218,16 +218,19 @@ def run_task(task: str, backbone: ViTBackbone, info: WeightsInfo, data: str, out
 def during_training(backbone: ViTBackbone, info: WeightsInfo, tasks: tuple[str, ...], data: dict[str, str],
                     out: str) -> dict[str, float]:
     """The cheap tasks on a live backbone (no feature cache: the weights change every step); the
-    scalars to log next to the loss, prefixed ``eval_``."""
+    scalars to log next to the loss: ``eval_knn_top1_k20``, ``eval_corloc_*``, ``eval_attention_jaccard``."""
     was_training = backbone.training
     backbone.eval()
     scalars = {}
+    configs = {"knn": KnnConfig(ks=(20,), cache_dir=""), "discover": DiscoverConfig(pictures=4),
+               "attention": AttentionConfig(pictures=4)}
     try:
         for task in tasks:
-            config = KnnConfig(ks=(20,), cache_dir="") if task == "knn" else DiscoverConfig(pictures=4)
-            metrics = run_task(task, backbone, info, data[task], os.path.join(out, task), config)["metrics"]
-            keep = ("top1_k20",) if task == "knn" else tuple(metrics)
-            scalars.update({f"eval_{task}_{k}" if task == "knn" else f"eval_{k}": metrics[k] for k in keep})
+            metrics = run_task(task, backbone, info, data[task], os.path.join(out, task), configs[task])["metrics"]
+            if task == "knn":
+                metrics = {"top1_k20": metrics["top1_k20"]}
+            prefix = "eval_" if task == "discover" else f"eval_{task}_"  # CorLoc names its task already
+            scalars.update({prefix + k: v for k, v in metrics.items()})
     finally:
         backbone.train(was_training)
     return scalars

@@ -122,9 +122,10 @@ class EvalConfig:
     """Frozen-feature checks of the teacher during training (``wtpipe-eval``'s cheap tasks)."""
 
     every: int = 0  # steps between evaluations; 0: never
-    tasks: tuple[Literal["knn", "discover"], ...] = ("knn", "discover")  # run at each evaluation
+    tasks: tuple[Literal["knn", "discover", "attention"], ...] = ("knn", "discover")  # run at each evaluation
     knn_data: str = ""  # ImageFolder with train/ and val/
     discover_data: str = ""  # VOC folder or COCO json
+    attention_data: str = ""  # COCO json with masks
 
     def __post_init__(self) -> None:
         if self.every:

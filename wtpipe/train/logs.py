@@ -10,7 +10,7 @@ import os
 MONITORS = ["teacher_entropy", "dims_used", "kl", "center_norm", "feature_std", "feature_rank", "koleo", "teacher_temp",
             "mask_fraction"]
 COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", "data_wait", *MONITORS,
-           "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost"]
+           "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost", "eval_attention_jaccard"]
 
 
 class ScalarLog:

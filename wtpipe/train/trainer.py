@@ -151,7 +151,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             e = self.config.eval
             scalars = during_training(self.method.teacher_backbone(), weights_info(to_dict(self.config), step),
-                                      e.tasks, {"knn": e.knn_data, "discover": e.discover_data},
+                                      e.tasks, {t: getattr(e, f"{t}_data") for t in e.tasks},
                                       os.path.join(self.out, "eval", rundir.step_name(step)))
             log.info("step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in scalars.items()))
         self.accelerator.wait_for_everyone()
