@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from wtpipe.eval import davis as davis_lib
 from wtpipe.eval import attention as attention_lib
+from wtpipe.eval import davis as davis_lib
 from wtpipe.eval import datasets, discovery, features
 from wtpipe.eval.davis_metrics import evaluate_sequence
 from wtpipe.eval.knn import knn_eval, knn_votes
@@ -33,6 +33,7 @@ from wtpipe.models.weights import WeightsInfo
 from wtpipe.shards.tarwriter import write_json_atomic
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Result:
@@ -145,7 +146,7 @@ def run_attention(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str,
             continue
         if rgb.shape[:2] != item.size:
             log.error("%s: image is %dx%d but its annotations say %dx%d, skipped", item.path,
-                               rgb.shape[1], rgb.shape[0], item.size[1], item.size[0])
+                      rgb.shape[1], rgb.shape[0], item.size[1], item.size[0])
             skipped.append(item.path)
             continue
         attention = cls_attention(backbone, rgb)
