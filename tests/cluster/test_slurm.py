@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.finetune.runs import seg_args
-from tests.train.runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run
+from tests.train.runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run, torchrun
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 pytestmark = pytest.mark.slurm
@@ -107,7 +107,7 @@ def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slur
     also what an uninterrupted two-node job must give (so that run is not repeated here)."""
     ref, out, logs = (str(tmp_path / n) for n in ("ref", "run", "logs"))
     slow = ("data.global_size=64", "run.checkpoint_every=100")  # steps long enough to land signals in
-    run(ddp_cmd(train_shards, ref, 29641, *slow))
+    run(ddp_cmd(train_shards, ref, *slow))
     job = submit(train_shards, out, logs, *slow)
     wait_until(lambda: rows(out) >= 1)
     subprocess.run(["scontrol", "requeue", job], check=True)  # what preemption does
@@ -139,8 +139,7 @@ def test_two_nodes_equal_torchrun_and_survive_preemption_and_the_time_limit(slur
 @pytest.mark.slow
 def test_a_seg_finetune_on_two_slurm_tasks_equals_torchrun(slurm, eval_data, reference, tmp_path):
     data, ref, out, logs = os.path.join(eval_data, "seg"), str(tmp_path / "ref"), str(tmp_path / "run"), str(tmp_path / "logs")
-    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29642", "-m",
-         "wtpipe.cli.main", "eval", "seg", *seg_args(data, reference, ref)])
+    run(torchrun("wtpipe.cli.main", "eval", "seg", *seg_args(data, reference, ref)))
     result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", "eval", "seg",
                              *seg_args(data, reference, out), "--cpu", "--tasks-per-node", "2", "--cpus-per-task", "1",
                              "--time", "10", "--logs", logs], capture_output=True, text=True, env=ENV)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,9 +27,22 @@ def train_cmd(shards: str, out: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
 
 
-def ddp_cmd(shards: str, out: str, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-            "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
+def free_port() -> int:
+    """A port no one listens on now: the tests run two at a time (pytest -n 2), so fixed
+    rendezvous ports would collide."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(module: str, *args: str) -> list[str]:
+    """``torchrun --nproc_per_node=2 -m MODULE ARGS...`` on a free port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+            "-m", module, *args]
+
+
+def ddp_cmd(shards: str, out: str, *extra: str) -> list[str]:
+    return torchrun("wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra)
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
