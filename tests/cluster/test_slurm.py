@@ -62,10 +62,15 @@ def wait_until(predicate, timeout: float = 240) -> None:
 
 
 def release(job: str) -> None:
-    """Start a requeued job now: Slurm holds one for ``AuthInfo=cred_expire`` + 1 s (121 s by
-    default), which would be most of this test's time."""
+    """Start a requeued job early: Slurm holds one for ``AuthInfo=cred_expire`` + 1 s (121 s by
+    default), which would be most of this test's time. The hold is there because each node revokes
+    the old run's credential when it kills that run, to the second, and refuses a launch whose
+    credential is from that second or earlier ("Job credential revoked"). So wait until the nodes
+    have finished the old run (idle), and start the job from the next second."""
     wait_until(lambda: squeue(job) == "PENDING")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    wait_until(lambda: set(subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True,
+                                          text=True).stdout.split()) == {"idle"})
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+1"], check=True)
 
 
 def rows(out: str) -> int:
