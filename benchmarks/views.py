@@ -2,7 +2,8 @@
 """Views on the loader or on the training device: what a loader worker pays per clip, in one run.
 
 For DINO (one frame, 2 x 224 + 8 x 96 crops) and DoRA (a clip of 8 frames, each with a 224-px
-global view sharing the clip's crop and 6 local crops of 96 px), on shards of the bundled real
+global view sharing the clip's crop and 6 local crops of 96 px; and the paper recipe's views: a
+300-px pre-crop of the clip, bilinear, 6 unflipped local crops of 112 px), on shards of the bundled real
 clip: the worker CPU time per clip (read + JPEG decode + views, single-threaded, as a worker runs)
 with the pixel work in the worker (``data.augment_on=loader``) and with only the random
 parameters drawn there (``device``); the frames-only cost (read + decode) is the floor. Then the
@@ -33,6 +34,7 @@ from wtpipe.shards.settings import BuildSettings
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 DINO_SPEC, DORA_SPEC = MultiCropSpec(224, 96, 8), MultiCropSpec(224, 96, 6)
+PAPER_SPEC = MultiCropSpec(224, 112, 6, local_flip=False, bilinear=True, precrop=300)  # configs/dora_vits16_wt.yaml
 DORA_FRAMES, BATCH, STEPS = 8, 16, 8
 
 
@@ -114,7 +116,9 @@ def main() -> int:
                 ("DINO  1 frame, 2x224 + 8x96", 1, FirstFrameCrops(MultiCrop(DINO_SPEC)),
                  FirstFrameCrops(MultiCrop(DINO_SPEC), planned=True), PlannedCrops.cat),
                 (f"DoRA  {DORA_FRAMES} frames, 224 + 6x96 each", DORA_FRAMES, ClipViews(DORA_SPEC),
-                 ClipViews(DORA_SPEC, planned=True), PlannedClips.cat)):
+                 ClipViews(DORA_SPEC, planned=True), PlannedClips.cat),
+                (f"DoRA  {DORA_FRAMES} frames, paper: 300 pre-crop", DORA_FRAMES, ClipViews(PAPER_SPEC),
+                 ClipViews(PAPER_SPEC, planned=True), PlannedClips.cat)):
             floor = cpu_ms_per_clip(ClipDataset(index, frames, 1, Frames()), args.clips)
             loader = cpu_ms_per_clip(ClipDataset(index, frames, 1, loader_views), args.clips)
             planned = ClipDataset(index, frames, 1, device_views)

@@ -13,6 +13,16 @@ from wtpipe.shards.build import ShardBuilder
 from wtpipe.shards.settings import BuildSettings
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate():
+    """Accelerate keeps one process-wide state (its precision among it): a Trainer made in a test
+    would fix it for every later test on the same worker. Each test starts without one."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="session")
 def sources() -> dict[str, str]:
     return testmedia.fetch_sources()

@@ -51,3 +51,20 @@ def test_the_paired_table_counts_seeds_above_level_and_below():
     paired = lines[-1].split(" | ")
     assert paired[1] == "+0.3 ± 1.5 (1/1/1)"  # +2, 0, -1: the same mean as the rows, a third of the spread
     assert paired[2] == "+0.0 ± 0.0 (0/3/0)" and paired[3] == "-9.1 ± 0.0 (0/0/3)"
+
+
+def test_the_gpu_budget_trains_dora_with_the_paper_recipes_views_and_head(tmp_path):
+    from wtpipe.config import load_config
+    from wtpipe.train.config import TrainConfig
+
+    learning = learning_script()
+    paper = load_config(TrainConfig, os.path.join(ROOT, "configs", "dora_vits16_wt.yaml"))
+    config = load_config(TrainConfig, learning.RECIPES["dora"],
+                         learning.overrides("dora", 0, 100, "shards", str(tmp_path), "cuda"))
+    for section, keys in (("data", ("clip_precrop", "clip_precrop_scale", "global_interpolation", "global_size",
+                                    "local_size", "local_crops", "local_flip")),
+                          ("model", ("arch", "out_dim", "hidden_dim", "bottleneck_dim", "norm_last_layer")),
+                          ("method", ("faithful", "num_objects"))):
+        for key in keys:
+            assert getattr(getattr(config, section), key) == getattr(getattr(paper, section), key), (section, key)
+    assert config.data.batch_size * config.data.clip_frames == learning.FRAMES_PER_STEP

@@ -187,7 +187,9 @@ def describe(config: TrainConfig) -> str:
     batch = (f"{data.batch_size} clips of {data.clip_frames} frames" if config.method.name == "dora"
              else f"{data.batch_size} images")
     koleo = f", KoLeo {config.method.koleo:g}" if config.method.koleo else ""
-    return (f"{METHOD_NAMES[config.method.name]} ({config.model.arch}, {config.optim.total_steps} steps, "
+    o = config.optim
+    steps = f"{o.epochs * o.steps_per_epoch} steps" if o.steps_per_epoch else f"{o.epochs} epochs"
+    return (f"{METHOD_NAMES[config.method.name]} ({config.model.arch}, {steps}, "
             f"batch {batch}{koleo})")
 
 

@@ -54,8 +54,14 @@ def test_grayscale_and_blur_equal_torchvision(frames):
     assert torch.equal(augment.blur(x, sigmas, 23), theirs)
 
 
-def test_dino_views_from_the_device_equal_the_loaders(frames):
-    crops = MultiCrop(MultiCropSpec(local_crops=6))
+PAPER_DORA = MultiCropSpec(224, 112, 6, local_flip=False, bilinear=True, precrop=300)  # configs/dora_vits16_wt.yaml
+
+
+@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=6), MultiCropSpec(local_crops=6, local_flip=False,
+                                                                                bilinear=True)],
+                         ids=["dino", "bilinear-unflipped-locals"])
+def test_dino_views_from_the_device_equal_the_loaders(frames, spec):
+    crops = MultiCrop(spec)
     rendered, planned = [], []
     for seed in range(6):
         torch.manual_seed(seed)
@@ -70,23 +76,39 @@ def test_dino_views_from_the_device_equal_the_loaders(frames):
     params = PlannedCrops.cat(planned).params  # the seeds drew every branch somewhere
     for field in ("flip", "jitter", "gray", "blur", "solarize"):
         assert 0 < (params[..., augment.F[field]] > 0).sum() < params.shape[0] * params.shape[1], field
+    assert (params[:, :2, augment.F["bilinear"]] == spec.bilinear).all() and not params[:, 2:, augment.F["bilinear"]].any()
+    assert params[:, 2:, augment.F["flip"]].any() == spec.local_flip
 
 
-def test_dora_clip_views_from_the_device_equal_the_loaders(frames):
-    views = ClipViews(MultiCropSpec(local_crops=6))
+@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=6), PAPER_DORA], ids=["default", "paper"])
+def test_dora_clip_views_from_the_device_equal_the_loaders(frames, spec):
+    views = ClipViews(spec)
     rendered, planned = [], []
     for seed in range(3):
         torch.manual_seed(seed)
         rendered.append(views(frames[seed:seed + 4]))
         torch.manual_seed(seed)
-        planned.append(ClipViews(MultiCropSpec(local_crops=6), planned=True)(frames[seed:seed + 4]))
+        planned.append(ClipViews(spec, planned=True)(frames[seed:seed + 4]))
     globals_, locals_ = PlannedClips.cat(planned).render("cpu")
-    assert globals_.shape == (3, 4, 3, 224, 224) and locals_.shape == (3, 4, 6, 3, 96, 96)
+    assert globals_.shape == (3, 4, 3, 224, 224) and locals_.shape == (3, 4, 6, 3, spec.local_size, spec.local_size)
     assert torch.equal(globals_, torch.stack([g for g, _ in rendered]))
     assert torch.equal(locals_, torch.stack([loc for _, loc in rendered]))
-    rows = PlannedClips.cat(planned).globals_
+    batch = PlannedClips.cat(planned)
+    rows = batch.globals_
     assert (rows[:, :, :6] == rows[:, :1, :6]).all()  # one crop and flip per clip, colour per frame
     assert not (rows[:, :, 11:15] == rows[:, :1, 11:15]).all()
+    assert (batch.precrops[:, augment.F["size"]] == spec.precrop).all()
+    if spec.precrop:  # every global and local box lies inside the 300-px pre-crop, not the 640 x 480 frame
+        for boxes in (rows, batch.locals_):
+            bottom = boxes[..., augment.F["top"]] + boxes[..., augment.F["height"]]
+            right = boxes[..., augment.F["left"]] + boxes[..., augment.F["width"]]
+            assert bottom.max() <= spec.precrop and right.max() <= spec.precrop
+    assert batch.locals_[..., augment.F["flip"]].any() == spec.local_flip
+
+
+def test_a_pre_crop_is_refused_for_single_frame_views():
+    with pytest.raises(ValueError, match="clip_precrop"):
+        MultiCrop(PAPER_DORA)
 
 
 def test_a_transform_that_cannot_be_planned_is_named():

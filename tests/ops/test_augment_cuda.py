@@ -22,13 +22,16 @@ def in_255ths(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a.cpu() - b.cpu()) * STD).abs() * 255  # normalised views back to pixel units
 
 
-def test_dora_views_rendered_on_the_gpu_match_the_loader(train_shards):
+@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=4),
+                                  MultiCropSpec(224, 112, 4, local_flip=False, bilinear=True, precrop=300)],
+                         ids=["default", "paper"])
+def test_dora_views_rendered_on_the_gpu_match_the_loader(train_shards, spec):
     from wtpipe.data.index import ShardIndex
     from wtpipe.data.loader import decode_frames
 
     ref = ShardIndex.build(train_shards).samples[0]
     frames = decode_frames(ref, [0, 1, 2, 3])
-    views = ClipViews(MultiCropSpec(local_crops=4))
+    views = ClipViews(spec)
     torch.manual_seed(0)
     loader = views(frames)
     torch.manual_seed(0)

@@ -8,12 +8,15 @@ from the manifest, is skipped with a warning and counted: training goes on witho
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tarfile
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
 
-from wtpipe.shards.read import load_manifest
+from wtpipe.shards.read import load_manifest, read_span
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,15 @@ class SampleRef:
 class ShardIndex:
     samples: list[SampleRef]
     skipped: list[str] = field(default_factory=list)  # "shard: reason" for every shard left out
+    source_per_stored: float = 1.0  # source frames each stored frame stands for (60 fps stored at 4: 15)
+
+    def clip_starts(self, clip_frames: int, frame_gap: int) -> int:
+        """Clip starts counted in source frames, as the official DoRA loader counts its epoch (a
+        clip may start at every frame of the video): in each segment, the stored frames a clip of
+        this length can start at (at least one), times the source frames each one stands for."""
+        span = (clip_frames - 1) * frame_gap
+        stored = sum(max(_frame_count(ref) - span, 1) for ref in self.samples)
+        return round(stored * self.source_per_stored)
 
     @classmethod
     def build(cls, directory: str) -> ShardIndex:
@@ -51,7 +63,21 @@ class ShardIndex:
             samples.extend(refs)
         if not samples:
             raise ValueError(f"{directory}: no readable samples ({len(skipped)} shard(s) skipped)")
-        return cls(samples, skipped)
+        return cls(samples, skipped, _source_per_stored(manifest))
+
+
+def _source_per_stored(manifest: dict[str, Any]) -> float:
+    """Source frames per stored frame over the build, weighted by each video's stored frames."""
+    videos = [v for v in manifest.get("videos", []) if v.get("frames_stored") and v.get("fps")]
+    stored = sum(v["frames_stored"] for v in videos)
+    fps_out = manifest.get("settings", {}).get("fps")
+    if not stored or not fps_out:
+        return 1.0
+    return sum(v["frames_stored"] * v["fps"] for v in videos) / float(Fraction(str(fps_out))) / stored
+
+
+def _frame_count(ref: SampleRef) -> int:
+    return len(json.loads(read_span(ref.shard, ref.json))["pts"]) if ref.is_mp4 else len(ref.frames)
 
 
 def _index_shard(path: str) -> list[SampleRef]:

@@ -1,8 +1,10 @@
-"""DINO multi-crop views (DESIGN section 4), as torchvision v2 transforms on uint8 tensors.
+"""DINO's and DoRA's multi-crop views, as torchvision v2 transforms on uint8 tensors.
 
-Two global crops (224 px, scale 0.4-1; blur p=1.0 on the first, blur p=0.1 + solarize p=0.2 on
-the second) and ``local_crops`` local crops (96 px, scale 0.05-0.4, blur p=0.5); all flipped and
-colour-jittered (0.4/0.4/0.2/0.1, p=0.8), greyscale p=0.2, normalised with ImageNet statistics.
+DINO (``MultiCrop``): two global crops (224 px, scale 0.4-1; blur p=1.0 on the first, blur p=0.1
++ solarize p=0.2 on the second) and ``local_crops`` local crops (96 px, scale 0.05-0.4, blur
+p=0.5); all flipped and colour-jittered (0.4/0.4/0.2/0.1, p=0.8), greyscale p=0.2, normalised
+with ImageNet statistics. DoRA (``ClipViews``): one global view per frame, its crop and flip
+shared by the whole clip, optionally all cut from one per-clip pre-crop (``MultiCropSpec.precrop``).
 
 Each view can also be *planned* instead of rendered: :func:`plan` walks the same transform objects
 and draws every random parameter in the order their ``forward`` would (so a seed gives the same
@@ -20,8 +22,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
 from wtpipe.data.frames import EncodedFrame, on_device
-from wtpipe.ops.augment import FIELDS, MEAN, STD, F, render
-
+from wtpipe.ops.augment import FIELDS, MEAN, STD, F, crops, render, resize_mode
 
 
 def _plan_into(transform: Any, row: torch.Tensor, height: int, width: int) -> None:
@@ -41,6 +42,7 @@ def _plan_into(transform: Any, row: torch.Tensor, height: int, width: int) -> No
         row[F["top"]], row[F["left"]], row[F["height"]], row[F["width"]] = (box["top"], box["left"], box["height"],
                                                                              box["width"])
         row[F["size"]] = transform.size[0]
+        row[F["bilinear"]] = transform.interpolation == InterpolationMode.BILINEAR
     elif isinstance(transform, (T.RandomHorizontalFlip, T.RandomGrayscale, T.RandomSolarize)):
         if torch.rand(1) >= transform.p:
             return
@@ -77,14 +79,23 @@ class MultiCropSpec:
     local_crops: int = 8
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.4)
+    local_flip: bool = True  # DINO flips its local crops; the official DoRA code does not
+    bilinear: bool = False  # pre-crop and global crops: bilinear, no antialias (official DoRA) or bicubic (DINO)
+    precrop: int = 0  # DoRA: pixels of the per-clip pre-crop the other crops are cut from; 0: none
+    precrop_scale: tuple[float, float] = (0.2, 1.0)  # its area fraction of the frame
+
+
+def _resized_crop(size: int, scale: tuple[float, float], bilinear: bool = False) -> T.RandomResizedCrop:
+    interpolation, antialias = resize_mode(bilinear)
+    return T.RandomResizedCrop(size, scale=scale, interpolation=interpolation, antialias=antialias)
 
 
 def _blur(p: float) -> T.Transform:
     return T.RandomApply([T.GaussianBlur(kernel_size=23, sigma=(0.1, 2.0))], p=p)
 
 
-def _colour() -> list[T.Transform]:
-    return [T.RandomHorizontalFlip(),
+def _colour(flip: bool = True) -> list[T.Transform]:
+    return [*([T.RandomHorizontalFlip()] if flip else []),
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             T.RandomGrayscale(p=0.2)]
 
@@ -121,27 +132,35 @@ class PlannedCrops:
 
 @dataclass
 class PlannedClips:
-    """DoRA's views of B clips, planned: the frames (T per clip, uint8 (3, H, W) or encoded), the
-    global views' parameters (B, T, len(FIELDS); one crop per clip) and the local ones' (B, T, L, ...)."""
+    """DoRA's views of B clips, planned: the frames (T per clip, uint8 (3, H, W) or encoded), each
+    clip's pre-crop (B, len(FIELDS); a row of size 0: none), the global views' parameters
+    (B, T, len(FIELDS); one crop per clip) and the local ones' (B, T, L, ...). The global and
+    local boxes lie in the pre-crop where there is one, in the frame otherwise."""
 
     frames: list[list[torch.Tensor | EncodedFrame]]
+    precrops: torch.Tensor
     globals_: torch.Tensor
     locals_: torch.Tensor
 
     @staticmethod
     def cat(items: list[PlannedClips]) -> PlannedClips:
-        return PlannedClips([f for item in items for f in item.frames], torch.cat([i.globals_ for i in items]),
-                            torch.cat([i.locals_ for i in items]))
+        return PlannedClips([f for item in items for f in item.frames], torch.cat([i.precrops for i in items]),
+                            torch.cat([i.globals_ for i in items]), torch.cat([i.locals_ for i in items]))
 
     def pin_memory(self) -> PlannedClips:
-        return PlannedClips([[f.pin_memory() for f in clip] for clip in self.frames], self.globals_, self.locals_)
+        return PlannedClips([[f.pin_memory() for f in clip] for clip in self.frames], self.precrops, self.globals_,
+                            self.locals_)
 
     def render(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """(globals (B, T, 3, S, S), locals (B, T, L, 3, s, s)), as the loader path collates them."""
         b, t, local = self.locals_.shape[:3]
         frames = on_device([frame for clip in self.frames for frame in clip], device)  # one decode batch
+        clip_of_frame = [i // t for i in range(b * t)]
+        if (self.precrops[:, F["size"]] > 0).all():  # every frame of a clip through its clip's box
+            frames = list(crops([torch.stack(frames[i * t:(i + 1) * t]) for i in range(b)], clip_of_frame,
+                                self.precrops.repeat_interleave(t, dim=0)))
         clips = [torch.stack(frames[i * t:(i + 1) * t]) for i in range(b)]
-        globals_ = render(clips, [i // t for i in range(b * t)], self.globals_.reshape(b * t, -1))
+        globals_ = render(clips, clip_of_frame, self.globals_.reshape(b * t, -1))
         locals_ = render(frames, [i // local for i in range(b * t * local)], self.locals_.reshape(b * t * local, -1))
         return globals_.unflatten(0, (b, t)), locals_.unflatten(0, (b, t, local))
 
@@ -150,14 +169,13 @@ class MultiCrop:
     """``frame (3, H, W) uint8 -> [global_1, global_2, local_1, ...]`` float tensors."""
 
     def __init__(self, spec: MultiCropSpec) -> None:
-        bicubic = InterpolationMode.BICUBIC
-        def crop(size: int, scale: tuple[float, float]) -> T.Transform:
-            return T.RandomResizedCrop(size, scale=scale, interpolation=bicubic, antialias=True)
-
-        self.global_1 = T.Compose([crop(spec.global_size, spec.global_scale), *_colour(), _blur(1.0), *_finish()])
-        self.global_2 = T.Compose([crop(spec.global_size, spec.global_scale), *_colour(), _blur(0.1),
-                                   T.RandomSolarize(threshold=128, p=0.2), *_finish()])
-        self.local = T.Compose([crop(spec.local_size, spec.local_scale), *_colour(), _blur(0.5), *_finish()])
+        if spec.precrop:
+            raise ValueError("data.clip_precrop is DoRA's per-clip pre-crop; DINO's views have none")
+        glob = _resized_crop(spec.global_size, spec.global_scale, spec.bilinear)
+        self.global_1 = T.Compose([glob, *_colour(), _blur(1.0), *_finish()])
+        self.global_2 = T.Compose([glob, *_colour(), _blur(0.1), T.RandomSolarize(threshold=128, p=0.2), *_finish()])
+        self.local = T.Compose([_resized_crop(spec.local_size, spec.local_scale), *_colour(spec.local_flip), _blur(0.5),
+                                *_finish()])
         self.local_crops = spec.local_crops
 
     def __call__(self, frame: torch.Tensor) -> list[torch.Tensor]:
@@ -173,38 +191,43 @@ class MultiCrop:
 class ClipViews:
     """DoRA's views of a clip of T frames: one clip-consistent global crop and flip (so an object
     keeps its place across frames) with per-frame colour, blur and solarisation, plus
-    ``local_crops`` independent local crops of every frame.
+    ``local_crops`` independent local crops of every frame. With ``spec.precrop`` (the official
+    code's 300 px) one random crop of the clip is taken first and both kinds of crop are cut
+    from it, so the global views range from a small part of the frame to all of it.
 
     ``frames`` (T x (3, H, W) uint8) -> (globals (T, 3, S, S), locals (T, L, 3, s, s)).
     """
 
     def __init__(self, spec: MultiCropSpec, planned: bool = False) -> None:
-        bicubic = InterpolationMode.BICUBIC
         self.planned = planned  # __call__ only plans (the training device renders)
-        self.crop = T.RandomResizedCrop(spec.global_size, scale=spec.global_scale, interpolation=bicubic,
-                                        antialias=True)
+        self.precrop = _resized_crop(spec.precrop, spec.precrop_scale, spec.bilinear) if spec.precrop else None
+        self.crop = _resized_crop(spec.global_size, spec.global_scale, spec.bilinear)
         self.flip = T.RandomHorizontalFlip()
-        self.frame = T.Compose([T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-                                T.RandomGrayscale(p=0.2), _blur(0.1), *_finish()])
-        self.local = T.Compose([T.RandomResizedCrop(spec.local_size, scale=spec.local_scale,
-                                                    interpolation=bicubic, antialias=True),
-                                *_colour(), _blur(0.5), *_finish()])
+        self.frame = T.Compose([*_colour(flip=False), _blur(0.1), *_finish()])
+        self.local = T.Compose([_resized_crop(spec.local_size, spec.local_scale), *_colour(spec.local_flip), _blur(0.5),
+                                *_finish()])
         self.local_crops = spec.local_crops
 
     def __call__(self, frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
         if self.planned:
             return self.plan(frames)
-        clip = self.flip(self.crop(torch.stack(frames)))  # (T, 3, S, S): one crop and flip for all
-        globals_ = torch.stack([self.frame(f) for f in clip])
-        locals_ = torch.stack([torch.stack([self.local(f) for _ in range(self.local_crops)]) for f in frames])
+        clip = torch.stack(frames)
+        if self.precrop is not None:
+            clip = self.precrop(clip)  # (T, 3, P, P): one box for the clip
+        globals_ = torch.stack([self.frame(f) for f in self.flip(self.crop(clip))])  # one crop and flip for all
+        locals_ = torch.stack([torch.stack([self.local(f) for _ in range(self.local_crops)]) for f in clip])
         return globals_, locals_
 
     def plan(self, frames: list[torch.Tensor]) -> PlannedClips:
         """The clip's frames and its views' parameters: the same draws, in the same order, as
         ``__call__``, no pixel work."""
         height, width = frames[0].shape[-2:]
+        precrop = torch.zeros(len(FIELDS), dtype=torch.float64)
+        if self.precrop is not None:
+            precrop = plan(self.precrop, height, width)
+            height = width = self.precrop.size[0]
         shared = plan(self.flip, height, width, plan(self.crop, height, width))
         globals_ = torch.stack([plan(self.frame, height, width, shared) for _ in frames])
         locals_ = torch.stack([torch.stack([plan(self.local, height, width) for _ in range(self.local_crops)])
                                for _ in frames])
-        return PlannedClips([list(frames)], globals_[None], locals_[None])
+        return PlannedClips([list(frames)], precrop[None], globals_[None], locals_[None])

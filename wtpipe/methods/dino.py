@@ -23,7 +23,7 @@ from wtpipe.models.vit import ViTBackbone
 from wtpipe.ops.koleo import koleo_loss
 from wtpipe.ops.monitors import distillation_monitors
 from wtpipe.ops.schedules import linear_warmup_then_constant
-from wtpipe.train.config import TrainConfig
+from wtpipe.train.config import DataConfig, TrainConfig
 
 
 class DINOLoss(nn.Module):
@@ -80,6 +80,13 @@ class FirstFrameCrops:
         return self.crops.plan(frames[0]) if self.planned else self.crops(frames[0])
 
 
+def view_spec(data: DataConfig) -> MultiCropSpec:
+    """The crop settings of the ``data`` section, for the view transforms."""
+    return MultiCropSpec(data.global_size, data.local_size, data.local_crops, data.global_scale, data.local_scale,
+                         data.local_flip, data.global_interpolation == "bilinear", data.clip_precrop,
+                         data.clip_precrop_scale)
+
+
 @register("dino")
 class DINOMethod:
     """DINO: student and EMA teacher (backbone + DINO head) over multi-crop views of single frames."""
@@ -100,9 +107,9 @@ class DINOMethod:
         self.teacher.requires_grad_(False)
         self.criterion = DINOLoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
                                   method.warmup_teacher_temp_epochs, method.student_temp, method.center_momentum)
-        self.spec = MultiCropSpec(data.global_size, data.local_size, data.local_crops,
-                                  data.global_scale, data.local_scale)
+        self.spec = view_spec(data)
         self.koleo = method.koleo
+        self.views()  # a view setting this method cannot use fails here, before any data is read
 
     def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
         return FirstFrameCrops(MultiCrop(self.spec), planned)

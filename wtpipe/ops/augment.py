@@ -19,7 +19,8 @@ from torchvision.transforms.v2 import functional as TF
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet statistics, as DINO normalises
 FIELDS = ("top", "left", "height", "width", "size", "flip", "jitter", "order0", "order1", "order2", "order3",
-          "brightness", "contrast", "saturation", "hue", "gray", "blur", "sigma", "kernel", "solarize", "threshold")
+          "brightness", "contrast", "saturation", "hue", "gray", "blur", "sigma", "kernel", "solarize", "threshold",
+          "bilinear")
 F = {name: i for i, name in enumerate(FIELDS)}  # the column of each parameter in a plan row
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
@@ -119,6 +120,13 @@ def _where(mask: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torc
     return (index, index.to(device, non_blocking=True)) if len(index) else None
 
 
+def resize_mode(bilinear: bool) -> tuple[InterpolationMode, bool]:
+    """(interpolation, antialias) of a resized crop: bicubic antialiased, as PIL resizes DINO's
+    crops, or bilinear without antialiasing, as the official DoRA code's video crops
+    (``torch.nn.functional.interpolate``)."""
+    return (InterpolationMode.BILINEAR, False) if bilinear else (InterpolationMode.BICUBIC, True)
+
+
 def crops(sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.Tensor) -> torch.Tensor:
     """Resized crops (n, 3, S, S) uint8 of ``sources[which[i]]`` at each row's box; views with the
     same source and box (DoRA's clip-wide crop of stacked frames) are resized in one call."""
@@ -126,11 +134,12 @@ def crops(sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.T
     out = [None] * len(which)
     groups: dict[tuple, list[int]] = {}
     for i, (source, row) in enumerate(zip(which, params.tolist())):
-        groups.setdefault((source, *row[F["top"]:F["width"] + 1]), []).append(i)
-    for (source, top, left, height, width), members in groups.items():
+        groups.setdefault((source, *row[F["top"]:F["width"] + 1], row[F["bilinear"]]), []).append(i)
+    for (source, top, left, height, width, bilinear), members in groups.items():
         image = sources[source]
+        interpolation, antialias = resize_mode(bool(bilinear))
         resized = TF.resized_crop(image, int(top), int(left), int(height), int(width), [size, size],
-                                  interpolation=InterpolationMode.BICUBIC, antialias=True)
+                                  interpolation=interpolation, antialias=antialias)
         for view, i in enumerate(members):
             out[i] = resized if resized.ndim == 3 else resized[view]
     return torch.stack(out)

@@ -21,6 +21,10 @@ class DataConfig:
     local_crops: int = 8  # local views per clip
     global_scale: tuple[float, float] = (0.4, 1.0)  # area fraction of the random-resized global crops
     local_scale: tuple[float, float] = (0.05, 0.4)  # area fraction of the local crops
+    local_flip: bool = True  # random horizontal flip of the local crops (DINO: yes; official DoRA: no)
+    global_interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # global crops, pre-crop: bicubic antialiased (DINO) or bilinear, no antialias (official DoRA)
+    clip_precrop: int = 0  # DoRA: px of one random crop per clip that the global and local crops are cut from (official: 300); 0: none
+    clip_precrop_scale: tuple[float, float] = (0.2, 1.0)  # DoRA: area fraction of the frame the pre-crop covers
     augment_on: Literal["auto", "device", "loader"] = "auto"  # views' pixel work: workers or device (auto: CUDA)
     decode_on: Literal["auto", "loader", "device"] = "auto"  # JPEG decoding: workers or nvJPEG (auto: with CUDA views)
 
@@ -69,7 +73,7 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     epochs: int = 100  # total steps = epochs x steps_per_epoch
-    steps_per_epoch: int = 1000  # the stream is resampled: an epoch is a fixed number of steps
+    steps_per_epoch: int = 1000  # the stream is resampled; 0: one pass over the shards' clip starts (source frames, as official DoRA) per global batch
     lr: float = 0.0005  # at a global batch of 256; scaled linearly
     min_lr: float = 1e-6  # end of the cosine decay
     warmup_epochs: int = 10  # linear learning-rate warm-up
@@ -80,9 +84,9 @@ class OptimConfig:
     momentum_teacher: float = 0.996  # teacher EMA momentum at step 0, cosine to 1
     grad_accum: int = 1  # micro-steps per optimizer step
 
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+    def __post_init__(self) -> None:
+        if self.steps_per_epoch < 0:
+            raise ValueError(f"steps_per_epoch must be 0 (one pass over the clip starts) or more, not {self.steps_per_epoch}")
 
 
 @dataclass
@@ -169,7 +173,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return diffs
 
 
-DORA_ONLY = {("method", "num_objects"), ("method", "head_choice"), ("method", "sinkhorn_epsilon"),
+DORA_ONLY = {("data", "clip_precrop"), ("data", "clip_precrop_scale"), ("method", "num_objects"), ("method", "head_choice"), ("method", "sinkhorn_epsilon"),
              ("method", "sinkhorn_iterations"), ("method", "faithful")}
 
 

@@ -70,14 +70,26 @@ class Trainer:
         self.method.to(self.accelerator.device)
         world = self.accelerator.num_processes
         self._clips_per_step = config.data.batch_size * world * config.optim.grad_accum
+        self.steps_per_epoch = config.optim.steps_per_epoch or self._epoch_of_clip_starts()
+        self.total_steps = config.optim.epochs * self.steps_per_epoch
         self.base_lr = config.optim.lr * self._clips_per_step / 256.0  # linear scaling with the global batch
         self.start_step, self._rng = self._resume()
         self._started = time.monotonic()
         self.collapsed: list[str] = []  # collapse kinds warned about ("uniform", "one-hot")
         self._suspect: str | None = None
         o, m = config.optim, config.method
-        self._settled = max(o.warmup_epochs, m.warmup_teacher_temp_epochs) * o.steps_per_epoch  # collapse watch starts
+        self._settled = max(o.warmup_epochs, m.warmup_teacher_temp_epochs) * self.steps_per_epoch  # collapse watch
         self._waited = 0.0  # seconds this process has waited for the loader's batches
+
+    def _epoch_of_clip_starts(self) -> int:
+        """``optim.steps_per_epoch=0``: as many steps as one pass over every clip start takes."""
+        d = self.config.data
+        starts = self.index.clip_starts(d.clip_frames, d.frame_gap)
+        steps = max(1, starts // self._clips_per_step)  # whole batches, as a loader with drop_last
+        if self.accelerator.is_main_process:
+            log.info("an epoch is %d steps: %d clip starts (source frames) / %d clips a step", steps, starts,
+                     self._clips_per_step)
+        return steps
 
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> tuple[int, dict[str, Any] | None]:
@@ -160,10 +172,10 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def _set_schedules(self, step: int) -> tuple[float, float, float]:
         o = self.config.optim
-        warmup = o.warmup_epochs * o.steps_per_epoch
-        lr = cosine(step, o.total_steps, self.base_lr, o.min_lr, warmup)
-        wd = cosine(step, o.total_steps, o.weight_decay, o.weight_decay_end)
-        momentum = cosine(step, o.total_steps, o.momentum_teacher, 1.0)
+        warmup = o.warmup_epochs * self.steps_per_epoch
+        lr = cosine(step, self.total_steps, self.base_lr, o.min_lr, warmup)
+        wd = cosine(step, self.total_steps, o.weight_decay, o.weight_decay_end)
+        momentum = cosine(step, self.total_steps, o.momentum_teacher, 1.0)
         for i, group in enumerate(self.optimizer.param_groups):
             group["lr"] = lr
             if i == 0:
@@ -173,7 +185,7 @@ class Trainer:
     def _step(self, batches: Any, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
         """One optimiser step: (its mean loss, the method's scalars of the last micro-batch)."""
         acc, o = self.accelerator, self.config.optim
-        epoch = step // o.steps_per_epoch
+        epoch = step // self.steps_per_epoch
         total = torch.zeros((), device=acc.device)
         for micro in range(o.grad_accum):
             asked = time.monotonic()
@@ -214,7 +226,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to the end (or to ``run.max_steps``, or until asked to stop); a summary dict."""
         cfg, acc = self.config, self.accelerator
-        end = cfg.optim.total_steps if cfg.run.max_steps is None else min(cfg.optim.total_steps, cfg.run.max_steps)
+        end = self.total_steps if cfg.run.max_steps is None else min(self.total_steps, cfg.run.max_steps)
         if acc.is_main_process:
             os.makedirs(self.out, exist_ok=True)
             with open(os.path.join(self.out, "config.yaml"), "w", encoding="utf-8") as handle:
@@ -278,7 +290,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}",
                                     data_wait=f"{monitors['data_wait']:.0%}")
                     if logs is not None:
-                        logs.write(step, {"epoch": step // cfg.optim.steps_per_epoch, "loss": mean_loss, "lr": lr,
+                        logs.write(step, {"epoch": step // self.steps_per_epoch, "loss": mean_loss, "lr": lr,
                                           "wd": wd, "momentum": momentum, "clips_per_s": rate, **monitors,
                                           **(evaluated or {})})
                 stopped = stop.agreed(acc.device)
