@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from wtpipe.config import ConfigError, load_config, to_yaml
+from wtpipe.config import ConfigError, PathStr, load_config, to_yaml
 
 
 @dataclass
@@ -85,3 +85,21 @@ def test_values_are_data_never_code(tmp_path):
 def test_saved_yaml_loads_back_to_the_same_config(tmp_path):
     config = load_config(Run, None, ["optim.lr=0.25", "resume_from=/x"])
     assert load_config(Run, write(tmp_path, to_yaml(config))) == config
+
+
+@dataclass
+class Paths:
+    out: PathStr = "runs/x"
+    name: str = "x"
+    inputs: list[PathStr] = field(default_factory=list)
+
+
+def test_paths_expand_home_and_variables_as_a_shell_would(monkeypatch):
+    """``key=~/x`` after a ``key=`` is not expanded by bash; path fields expand it, other strings do not."""
+    monkeypatch.setenv("HOME", "/home/u")
+    monkeypatch.setenv("DATA", "/data")
+    config = load_config(Paths, None, ["out=~/runs/$DATA", "name=~/$DATA", "inputs=[~/a, $DATA/b]"])
+    assert config.out == "/home/u/runs//data" and config.name == "~/$DATA"
+    assert config.inputs == ["/home/u/a", "/data/b"]
+    with pytest.raises(ConfigError, match="out: expected a path, got int 3"):
+        load_config(Paths, None, ["out=3"])

@@ -69,8 +69,13 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     result = demo.DemoResult(str(tmp_path), train, metrics, {"tracked masks": [], "metrics": ["m.png"]},
                              configs={"trained": dora, "reference": dino})
     report = open(demo.write_report(result), encoding="utf-8").read()
-    assert ("DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames) pretrained on the bundled clip "
-            "`vtest.mp4`; the reference, DINO (vit_tiny_patch16_224, 100 steps, batch 8 images, KoLeo 1)") in report
+    first = report.split("\n\n")[1]  # the paragraph after the title: what happened, is it expected, what next
+    assert first.startswith("This demo ingested the bundled clip `vtest.mp4`")
+    assert "pretrained DoRA (vit_tiny_patch16_224, 100 steps, batch 4 clips of 4 frames) on them" in first
+    assert "That is expected at this budget: DoRA finds its objects in the teacher's [CLS] attention" in first
+    assert ("The reference run, DINO (vit_tiny_patch16_224, 100 steps, batch 8 images, KoLeo 1), is the tiny "
+            "recipe that does learn here") in first
+    assert "Next: train DoRA as the paper does" in first and "python benchmarks/learning.py" in first
     assert "last logged loss 3.500 against ln K = 5.545" in report  # no KoLeo column: the loss as logged
     assert "last logged loss 5.450 against ln K = 5.545" in report and "KoLeo term adds -0.250" in report
     assert "Trained: level with random init on CorLoc TokenCut, CorLoc LOST; below random init on " \
@@ -80,6 +85,8 @@ def test_report_names_the_methods_and_compares_the_loss_without_koleo_with_ln_k(
     assert "| metric | trained (DoRA) | reference (DINO + KoLeo) | random init |" in report
     assert "| k-NN top-1 (k=20), scenes | 92.9 | 100.0 | 95.2 |" in report
     assert "## Tracked masks" not in report and "![metrics](m.png)" in report
+    assert f"## Metrics\n\n{demo.CAPTIONS['metrics']}\n\n![metrics](m.png)" in report
+    assert set(demo._pictures(str(tmp_path), {})) <= set(demo.CAPTIONS)  # every picture the report shows has one
 
 
 def test_attention_sheets_show_the_first_image_and_where_each_run_rose_most(tmp_path):

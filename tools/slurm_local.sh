@@ -67,8 +67,11 @@ start_munge() {
   mkdir -p /run/munge /var/log/munge /var/lib/munge
   chown munge:munge /run/munge /var/log/munge /var/lib/munge
   if ! munge -n >/dev/null 2>&1; then
+    rm -f /run/munge/munged.pid
     runuser -u munge -- /usr/sbin/munged
-    pgrep -u munge -x munged > "$DIR/munged.pid"
+    # munged forks into the background: its own pid file names the daemon once it answers
+    for _ in $(seq 1 100); do munge -n >/dev/null 2>&1 && [[ -s /run/munge/munged.pid ]] && break; sleep 0.1; done
+    cp /run/munge/munged.pid "$DIR/munged.pid"
   fi
 }
 
@@ -102,9 +105,13 @@ start() {
 }
 
 stop() {
+  local pid
   for name in slurmd-n1 slurmd-n2 slurmctld munged; do
     if alive "$DIR/$name.pid"; then
-      kill "$(cat "$DIR/$name.pid")"
+      pid="$(cat "$DIR/$name.pid")"
+      kill "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done  # gone before the next
+      kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$DIR/$name.pid"
   done

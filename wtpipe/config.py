@@ -1,7 +1,9 @@
 """Typed configs: dataclasses loaded from YAML, with dotted ``key=value`` overrides.
 
 YAML is parsed with ``yaml.safe_load`` (never evaluated); every key must name a field, and every
-value must fit the field's type, or a :class:`ConfigError` names the key and the problem.
+value must fit the field's type, or a :class:`ConfigError` names the key and the problem. Fields
+typed :data:`PathStr` get ``~`` and ``$VARS`` expanded, as a shell would (``key=~/x`` on a command
+line reaches the program unexpanded).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 import difflib
 import inspect
 import io
+import os
 import tokenize
 import types
 import typing
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+PathStr = typing.NewType("PathStr", str)  # a file or folder: ~ and $VARS are expanded when loaded
 
 
 class ConfigError(ValueError):
@@ -70,6 +74,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if tp is Any:
         return value
+    if tp is PathStr:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path, got {type(value).__name__} {value!r}")
+        return os.path.expandvars(os.path.expanduser(value))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float) and isinstance(value, bool):

@@ -15,6 +15,8 @@ from wtpipe import __version__, rundir
 from wtpipe.config import load_config
 from wtpipe.train.config import TrainConfig
 
+from ..train.runs import damage
+
 HEAVY = ("torch", "timm", "accelerate", "av", "matplotlib", "tensorboard")
 
 
@@ -29,6 +31,10 @@ def test_version_help_and_unknown_commands():
     assert listing.returncode == 0
     for command in ("shards", "train", "export", "eval", "viz"):
         assert f"  {command} " in listing.stdout
+    from wtpipe.eval.settings import TASKS
+
+    eval_line = next(line for line in listing.stdout.splitlines() if line.startswith("  eval "))
+    assert all(task in eval_line for task in [*TASKS, "seg", "det"]), eval_line  # every task the command takes
     unknown = wtpipe("trian")
     assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
     train_help = wtpipe("train", "--help").stdout
@@ -76,22 +82,45 @@ def finished_run(reference, tmp_path_factory):
     return out
 
 
-def test_export_creates_folders_refuses_to_overwrite_and_writes_readable_files(finished_run, tmp_path):
+def test_export_of_a_finished_run_has_nothing_to_do_and_never_overwrites_by_accident(finished_run, tmp_path):
     final = os.path.join(finished_run, rundir.BACKBONE)
     before = open(final, "rb").read()
-    refused = wtpipe("export", finished_run)
-    assert refused.returncode == 2 and f"{final} exists; pass --overwrite" in refused.stderr
+    again = wtpipe("export", finished_run)  # training wrote the final backbone already
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"{final} already holds the newest checkpoint's weights (step 12); nothing to do"
     target = str(tmp_path / "new" / "deeper" / "b.safetensors")
     made = wtpipe("export", finished_run, "--out", target)
-    assert made.returncode == 0 and made.stdout.strip() == f"wrote {target}"
+    assert made.returncode == 0 and made.stdout.strip() == f"wrote {target} (step 12)"
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
     assert open(target, "rb").read() == before  # the same weights give the same bytes
+    refused = wtpipe("export", finished_run, "--out", target)
+    assert refused.returncode == 2 and f"{target} exists; pass --overwrite" in refused.stderr
     ckpt = os.path.join(finished_run, rundir.CHECKPOINTS, "step-00000010")
     os.remove(os.path.join(ckpt, rundir.BACKBONE))
     assert wtpipe("export", ckpt).returncode == 0
     assert load_file(os.path.join(ckpt, rundir.BACKBONE)).keys() == load_file(final).keys()
     assert open(final, "rb").read() == before  # a chosen checkpoint never touches the run's final file
     assert wtpipe("export", finished_run, "--overwrite").returncode == 0
+
+
+def test_export_falls_back_past_a_damaged_checkpoint_and_names_it(reference, tmp_path):
+    import shutil
+
+    run = str(tmp_path / "run")
+    shutil.copytree(reference, run)
+    newest = os.path.join(run, rundir.CHECKPOINTS, "step-00000012")
+    damage(newest, "truncated")
+    os.remove(os.path.join(newest, "checksums.json"))  # so that PyTorch itself reads the truncated file
+    out = str(tmp_path / "b.safetensors")
+    result = wtpipe("export", run, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote {out} (step 10)"
+    line = result.stderr.strip()
+    assert line.startswith(f"wtpipe export: checkpoint {newest} is damaged (state.pt does not load: ")
+    assert line.endswith("); trying the one before") and len(line.splitlines()) == 1, line
+    chosen = wtpipe("export", newest, "--out", str(tmp_path / "c.safetensors"))
+    assert chosen.returncode == 2 and chosen.stderr.strip().endswith(
+        "export the run folder instead to use its newest intact checkpoint"), chosen.stderr
 
 
 def test_export_names_what_is_wrong(tmp_path):

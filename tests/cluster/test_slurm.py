@@ -15,27 +15,40 @@ import pytest
 import torch
 
 from tests.finetune.runs import seg_args
-from tests.train.runs import ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run, torchrun
+from tests.train.runs import (ENV, TINY, assert_bit_identical, ddp_cmd, final_state, logged_steps, run, torchrun,
+                              wait_gone)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 pytestmark = pytest.mark.slurm
 
 
-@pytest.fixture(scope="session")
+def daemons() -> set[int]:
+    """The pids of every munged, slurmctld and slurmd running on this machine."""
+    found = subprocess.run(["pgrep", "-x", "munged|slurmctld|slurmd"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in found.split()}
+
+
+@pytest.fixture(scope="module")
 def slurm():
-    """The local cluster, started if it can be; skipped (with the reason) where it cannot."""
+    """The local cluster, started if it can be; skipped (with the reason) where it cannot. At the
+    end of the module every daemon it started, munged included, is stopped, and checked gone."""
     if os.geteuid() != 0:
         pytest.skip("the local Slurm needs root (tools/slurm_local.sh)")
     if shutil.which("slurmctld") is None:
         pytest.skip("Slurm is not installed (apt-get install slurmctld slurmd slurm-client munge)")
     script = os.path.join(ROOT, "tools", "slurm_local.sh")
     was_running = subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0
+    before = daemons()
     started = subprocess.run(["bash", script, "start"], capture_output=True, text=True, timeout=120)
+    ours = daemons() - before
     if started.returncode != 0:
+        subprocess.run(["bash", script, "stop"], capture_output=True)
         pytest.skip(f"the local Slurm did not start: {started.stderr.strip()[-500:]}")
     yield started.stdout
     if not was_running:
         subprocess.run(["bash", script, "stop"], capture_output=True)
+        left = wait_gone(ours, timeout=30)
+        assert not left, f"daemons started for these tests still run: {sorted(left)}"
 
 
 def submit(shards: str, out: str, logs: str, *extra: str) -> str:
@@ -174,14 +187,57 @@ def task_pid(job: str, rank: int) -> int:
     raise AssertionError(f"no task {rank} of job {job}")
 
 
-def test_local_executor_runs_the_tiny_config(train_shards, tmp_path):
-    out = str(tmp_path / "run")
+def test_local_executor_runs_the_tiny_config_and_logs_into_the_run(train_shards, tmp_path):
+    out, cwd = str(tmp_path / "run"), tmp_path / "cwd"
+    cwd.mkdir()
     result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", "train", "--config",
-                             "configs/tiny_cpu.yaml", f"data.shards={train_shards}", f"run.output_dir={out}",
-                             "run.max_steps=4", "data.num_workers=0", "--local", "--cpu", "--logs",
-                             str(tmp_path / "logs")], capture_output=True, text=True, env=ENV, cwd=ROOT)
+                             os.path.abspath(os.path.join(ROOT, "configs", "tiny_cpu.yaml")), f"data.shards={train_shards}",
+                             f"run.output_dir={out}", "run.max_steps=4", "data.num_workers=0", "--local", "--cpu"],
+                            capture_output=True, text=True, env=ENV, cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "finished" in result.stdout and final_state(out)["step"] == 4
+    assert os.listdir(cwd) == [] and os.listdir(os.path.join(out, "slurm"))  # the logs are the run's
+
+
+def no_slurm_env(tmp_path) -> dict[str, str]:
+    """This environment with a PATH that holds the virtual environment's scripts and nothing else:
+    no srun, no sbatch, as on a laptop."""
+    path = os.path.dirname(sys.executable)
+    assert shutil.which("srun", path=path) is None and shutil.which("sbatch", path=path) is None
+    return {**ENV, "PATH": path, "HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize("args, shows", [
+    (["jobs/dora_vits16_wt.yaml"], "#SBATCH --output=/runs/dora_vits16_wt/slurm/%j/%j_0_log.out"),
+    (["train", "--config", "configs/dino_vits16_wt.yaml", "data.shards=/x", "--nodes", "2", "--gpus-per-node", "8"],
+     "#SBATCH --output=runs/dino_vits16_wt/slurm/%j/%j_0_log.out"),
+    (["ingest", "/data/videos", "--out", "/data/wt", "--array-size", "4"],
+     "#SBATCH --output=/data/wt-slurm/%A_%a/%A_%a_0_log.out"),
+    (["eval", "knn", "--weights", "/runs/x", "--data", "/d"], "#SBATCH --output=/runs/x/slurm/%j/%j_0_log.out"),
+    (["eval", "seg", "--config", "configs/seg_tiny_cpu.yaml", "run.output_dir=/runs/seg"],
+     "#SBATCH --output=/runs/seg/slurm/%j/%j_0_log.out"),
+    (["export", "/runs/x/checkpoints/step-00000100"], "#SBATCH --output=/runs/x/slurm/%j/%j_0_log.out"),
+    (["train", "--config", "configs/tiny_cpu.yaml", "data.shards=/x", "--local", "--cpu"],
+     "# submitit's local executor, logs in runs/tiny_cpu/slurm/JOBID/, with:"),
+], ids=["job file", "train", "ingest", "eval knn", "eval seg", "export", "local"])
+def test_dry_runs_need_no_slurm_and_log_into_the_jobs_output(tmp_path, args, shows):
+    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "submit", *args, "--dry-run"],
+                            capture_output=True, text=True, cwd=ROOT, env=no_slurm_env(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and shows.replace("runs/", "") in result.stdout.replace(
+        os.path.abspath(ROOT) + "/", "").replace("runs/", ""), result.stdout
+    assert "# the job runs: wtpipe " in result.stdout or "# each array task runs" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("srun") is None, reason="compares with submitit's own SLURM executor")
+def test_the_dry_run_script_is_the_one_submitit_writes(tmp_path):
+    from wtpipe.cluster.submit import Resources, executor, sbatch_script
+
+    resources = Resources(nodes=2, gpus_per_node=8, mem_gb=64, partition="gpu", after="12", slurm={"exclude": "n1"})
+    ours = sbatch_script(str(tmp_path), resources)
+    theirs = executor(str(tmp_path), resources)._executor._make_submission_file_text(
+        "python -u -m submitit.core._submit ...", "DRY-RUN")
+    assert ours == theirs and "#SBATCH --dependency=afterok:12" in ours
 
 
 def submit_cli(*args: str) -> subprocess.CompletedProcess:

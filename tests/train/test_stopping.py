@@ -61,9 +61,42 @@ def test_ctrl_c_twice_stops_at_once_without_a_traceback(train_shards, tmp_path):
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
-    assert "interrupted; re-run the same command to resume" in stderr and "Traceback" not in stderr
+    assert "stopped without saving (Ctrl-C twice); re-run the same command" in stderr and "Traceback" not in stderr
     result = run(cmd)
     assert "resuming from" in result.stderr and "finished step 8 of 8" in result.stdout
+
+
+def wait_for_save(process, root: str, mid_write: bool) -> bool:
+    """Poll (every millisecond) until the stop's checkpoint is being written: its temporary folder
+    exists, or (``mid_write``) its state.pt has bytes but the rename has not happened."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        for name in os.listdir(root) if os.path.isdir(root) else []:
+            if ".tmp-" in name:
+                state = os.path.join(root, name, rundir.STATE)
+                if not mid_write or (os.path.exists(state) and os.path.getsize(state) > 0):
+                    return True
+        time.sleep(0.001)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["as the save starts", "mid-write"])
+def test_a_second_ctrl_c_during_the_save_stops_without_saving(train_shards, tmp_path, moment):
+    """The second SIGINT lands while the first one's checkpoint is written (a 65536-prototype head
+    makes it some 270 MB): exit 130, the one line, nothing half-written under a final name."""
+    out = str(tmp_path / "run")
+    root = os.path.join(out, "checkpoints")
+    process = start(train_cmd(train_shards, out, "model.out_dim=65536", "model.bottleneck_dim=256",
+                              "run.checkpoint_every=1000", "run.log_every=1", "optim.epochs=100"))
+    signal_group_after(process, out, 2, signal.SIGINT)
+    assert wait_for_save(process, root, moment == "mid-write"), "the save was not seen in progress"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "stopped without saving (Ctrl-C twice)" in stderr, stderr[-2000:]
+    assert "cannot write checkpoint" not in stderr and "Traceback" not in stderr, stderr[-2000:]
+    assert os.listdir(root) == [], os.listdir(root)  # no final step, no temporary left, no latest
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """``wtpipe export RUN_OR_CHECKPOINT [--out FILE] [--overwrite]``: the teacher backbone as safetensors.
 
-From a run directory: its newest checkpoint, into RUN/backbone.safetensors. From a checkpoint
-directory (RUN/checkpoints/step-XXXXXXXX): into that directory. An existing file is replaced
-only with --overwrite (the trainer's own final export is never clobbered by accident).
+From a run directory: its newest intact checkpoint (a damaged one is named, and the one before
+it used), into RUN/backbone.safetensors; a finished run already has that file, and then there is
+nothing to do. From a checkpoint directory (RUN/checkpoints/step-XXXXXXXX): into that directory.
+A file given with --out is replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-export") -> int:
     from wtpipe.train.export import ExportError, export_checkpoint
 
     try:
-        path = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+        _, done = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite,
+                                    warn=lambda line: print(f"{prog}: {line}", file=sys.stderr))
     except ExportError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {path}")
+    print(done)
     return 0
 
 

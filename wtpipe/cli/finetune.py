@@ -63,7 +63,8 @@ def main(argv: list[str], prog: str = "wtpipe eval", task: str = "seg") -> int:
         print(f"{prog}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(f"\n{prog}: stopped without saving (Ctrl-C twice); re-run the same command to resume",
+              file=sys.stderr)
         return 130
     if not result.main:
         return 0

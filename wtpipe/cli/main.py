@@ -6,13 +6,14 @@ import importlib
 import sys
 
 from wtpipe import __version__
+from wtpipe.eval.settings import TASKS
 
 COMMANDS = {
     "demo": ("wtpipe.cli.demo", "the whole pipeline on the bundled clip: shards, DoRA, evaluation, report.md"),
     "shards": ("wtpipe.cli.shards", "ingest long videos into verified WebDataset shards (build, verify, info, preview)"),
     "train": ("wtpipe.cli.train", "pretrain a ViT with DINO or DoRA; re-run the same command to resume"),
     "export": ("wtpipe.cli.export", "write a run's or checkpoint's teacher backbone as safetensors"),
-    "eval": ("wtpipe.cli.eval", "frozen-backbone evaluation: knn, linear, discover, davis"),
+    "eval": ("wtpipe.cli.eval", f"frozen-backbone evaluation ({', '.join(TASKS)}) and fine-tuning (seg, det)"),
     "viz": ("wtpipe.cli.viz", "pictures of a checkpoint: DoRA's tracked object masks"),
     "submit": ("wtpipe.cli.submit", "run any of these as a SLURM job (multi-node, requeued on time-out)"),
 }

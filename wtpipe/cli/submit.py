@@ -7,8 +7,9 @@ Resources (any order among the command's own arguments): --nodes N --gpus-per-no
 (one task per GPU) or --cpu --tasks-per-node T, --cpus-per-task C, --time MIN, --mem GB,
 --partition P --account A --qos Q --constraint C, --slurm key=value (any sbatch option),
 --signal-lead S (SIGUSR2 that long before the time limit: save and requeue), --after JOBID,
---logs DIR (default ./slurm-logs). --local runs with submitit's local executor (no SLURM);
---dry-run prints the sbatch script instead of submitting.
+--logs DIR (default: the job's own output folder, e.g. RUN/slurm for training). --local runs
+with submitit's local executor (no SLURM); --dry-run prints the sbatch script (with --local,
+the local executor's parameters) instead of submitting, and needs no SLURM on this machine.
 
 Examples:
   wtpipe submit train --config configs/dino_vits16_wt.yaml data.shards=/data/wt --nodes 2 --gpus-per-node 8
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from wtpipe.cli import make_parser
@@ -47,7 +49,7 @@ def resource_parser(prog: str) -> argparse.ArgumentParser:
     add("--signal-lead", type=int, default=argparse.SUPPRESS, dest="signal_lead_s",
         help=f"seconds before the time limit to save and requeue (default {d.signal_lead_s})")
     add("--slurm", action="append", metavar="KEY=VALUE", help="any other sbatch option")
-    add("--logs", default=argparse.SUPPRESS, help="folder for the job's logs (default ./slurm-logs)")
+    add("--logs", default=argparse.SUPPRESS, help="folder for the job's logs (default: the job's output folder/slurm)")
     add("--local", action="store_true", help="submitit's local executor instead of SLURM")
     add("--dry-run", action="store_true", help="print the sbatch script; submit nothing")
     return parser
@@ -101,19 +103,21 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Resources)
              if f.name != "slurm" and hasattr(args, f.name)}
     resources = dataclasses.replace(job.resources, **given, slurm=extra)
-    logs = getattr(args, "logs", job.logs)
     command_args = [*job.args, *rest[1:]]
+    logs = getattr(args, "logs", None) or job.logs
     if job.command == "ingest":
-        return ingest(prog, command_args, resources, logs, args.local, args.dry_run)
+        return ingest(prog, command_args, resources, logs or default_logs(job.command, command_args), args.local,
+                      args.dry_run)
     problem = check(job.command, command_args)
     if problem:
         print(f"{prog}: not submitted: wtpipe {job.command} {problem}", file=sys.stderr)
         return 2
-    from wtpipe.cluster.submit import sbatch_script, submit
+    logs = logs or default_logs(job.command, command_args)
+    from wtpipe.cluster.submit import submit
 
     what = f"wtpipe {job.command} {' '.join(command_args)}"
     if args.dry_run:
-        print(sbatch_script(logs, resources))
+        dry_run(logs, resources, args.local)
         print(f"# the job runs: {what}")
         return 0
     job = submit(job.command, command_args, logs, resources, local=args.local)
@@ -131,6 +135,46 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     watch_lines([str(job.job_id)])
     print(f"  stop     scancel --signal=USR1 {job.job_id}   (saves at the next step, then ends)")
     return 0
+
+
+def dry_run(logs: str, resources: Resources, local: bool, array: int = 0) -> None:
+    """Print what would be submitted: the sbatch script, or the local executor's parameters."""
+    from wtpipe.cluster.submit import local_parameters, sbatch_script
+
+    if local:
+        print(f"# submitit's local executor, logs in {logs}/JOBID/, with:")
+        for key, value in local_parameters(resources).items():
+            print(f"#   {key} = {value}")
+    else:
+        print(sbatch_script(logs, resources, array))
+
+
+def default_logs(command: str, argv: list[str]) -> str:
+    """The job's own output folder + ``slurm`` (never the current directory): the run folder of a
+    training or fine-tuning config, else the folder named by ``--out`` or by the weights/run
+    argument; the build's logs go beside it (``--overwrite`` empties the build folder)."""
+    if command == "train" or (command == "eval" and argv[:1] in (["seg"], ["det"])):
+        from wtpipe.cli.finetune import config_class, parser as finetune_parser
+        from wtpipe.cli.train import parser as train_parser
+        from wtpipe.train.config import TrainConfig
+
+        task = argv[0] if command == "eval" else ""
+        args, _ = (finetune_parser("wtpipe eval", task).parse_known_args(argv[1:]) if task else
+                   train_parser().parse_known_args(argv))
+        config = load_config(config_class(task) if task else TrainConfig, args.config, args.overrides)
+        return os.path.join(config.run.output_dir, "slurm")
+    out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), None)
+    out = out or next((a.split("=", 1)[1] for a in argv if a.startswith("--out=")), None)
+    if command in ("ingest", "shards") and out:
+        return os.path.normpath(out) + "-slurm"
+    if out:
+        return os.path.join(out, "slurm")
+    weights = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--weights"), None)
+    target = weights or next((a for a in argv[1 if command == "eval" else 0:] if not a.startswith("-")), None)
+    if target and not target.startswith("random"):  # a run folder, or a checkpoint or weights file in one
+        target = target.split(f"{os.sep}checkpoints{os.sep}")[0]
+        return os.path.join(os.path.dirname(target) or "." if os.path.splitext(target)[1] else target, "slurm")
+    return os.path.join(os.path.expanduser("~"), ".cache", "wtpipe", "slurm-logs")
 
 
 def watch_lines(ids: list[str]) -> None:
@@ -153,7 +197,7 @@ def check(command: str, argv: list[str]) -> str | None:
     return None
 
 
-def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry_run: bool) -> int:
+def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry: bool) -> int:
     """``ingest VIDEOS --out DIR --array-size K [build options]``: plan here, then the array and the assembly."""
     from wtpipe.cli.shards import add_settings_arguments, settings_from
 
@@ -171,11 +215,10 @@ def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: b
     if args.array_size < 1:
         parser.error("--array-size must be at least 1")
     from wtpipe.cluster.ingest import array_id, submit_ingest, task_resources
-    from wtpipe.cluster.submit import sbatch_script
     from wtpipe.shards.build import BuildError
 
-    if dry_run:
-        print(sbatch_script(logs, task_resources(resources, "units"), array=args.array_size))
+    if dry:
+        dry_run(logs, task_resources(resources, "units"), local, array=args.array_size)
         print(f"# each array task runs: wtpipe shards stage {args.out} --units ... (the units left when submitted)")
         print(f"# then, after the whole array: wtpipe shards assemble {args.out}")
         return 0

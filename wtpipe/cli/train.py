@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
     except KeyboardInterrupt:
         if os.environ.get("RANK", "0") != "0":
             return 130
-        print(f"\n{prog}: interrupted; re-run the same command to resume from the last checkpoint "
-              f"in {config.run.output_dir}/checkpoints", file=sys.stderr)
+        print(f"\n{prog}: stopped without saving (Ctrl-C twice); re-run the same command to resume from "
+              f"the last checkpoint in {config.run.output_dir}/checkpoints", file=sys.stderr)
         return 130
     if result["main"]:
         print(summary(result), file=sys.stderr if result["stopped"] else sys.stdout)

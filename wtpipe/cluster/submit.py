@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wtpipe.cluster.task import Command
+from wtpipe.config import PathStr
 
 
 @dataclass
@@ -57,27 +58,42 @@ class JobFile:
     command: Literal["train", "ingest", "eval", "export", "shards"] = "train"
     args: list[str] = field(default_factory=list)  # the command's own arguments, e.g. ["--config", "x.yaml"]
     resources: Resources = field(default_factory=Resources)
-    logs: str = "slurm-logs"  # folder for the job's logs and submitit files
+    logs: PathStr = ""  # folder for the job's logs and submitit files; "": the job's output folder/slurm
 
 
 def executor(folder: str, resources: Resources, local: bool = False) -> Any:
     import submitit
 
     ex = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), cluster="local" if local else "slurm")
-    params = resources.parameters()
-    if local:
-        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-    ex.update_parameters(**params)
+    ex.update_parameters(**(local_parameters(resources) if local else resources.parameters()))
     return ex
 
 
 def sbatch_script(folder: str, resources: Resources, array: int = 0) -> str:
     """The sbatch file SLURM would get (for ``--dry-run``), for an ``array`` of that many tasks if
-    given; nothing is submitted."""
-    ex = executor(folder, resources)
+    given; nothing is submitted, and no SLURM command needs to exist on this machine."""
+    from submitit.slurm.slurm import SlurmExecutor
+
+    class Preview(SlurmExecutor):
+        """submitit's SLURM executor, minus its check for ``srun``: it only writes the file."""
+
+        @classmethod
+        def affinity(cls) -> int:
+            return 1
+
+    ex = Preview(folder=os.path.join(folder, "%j"))
+    params = resources.parameters()
+    generic = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    ex.update_parameters(**ex._convert_parameters(generic),
+                         **{k.removeprefix("slurm_"): v for k, v in params.items() if k.startswith("slurm_")})
     if array:
-        ex._executor.parameters["map_count"] = array
-    return ex._executor._make_submission_file_text("python -u -m submitit.core._submit ...", "DRY-RUN")
+        ex.parameters["map_count"] = array
+    return ex._make_submission_file_text("python -u -m submitit.core._submit ...", "DRY-RUN")
+
+
+def local_parameters(resources: Resources) -> dict[str, Any]:
+    """What submitit's local executor is given (``--local --dry-run``): the SLURM-only keys dropped."""
+    return {k: v for k, v in resources.parameters().items() if not k.startswith("slurm_")}
 
 
 def submit(command: str, argv: list[str], folder: str, resources: Resources, local: bool = False) -> Any:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from wtpipe.eval.datasets import davis_palette
-from wtpipe.viz.pictures import COLOURS, draw_boxes, overlay, save_png
+from wtpipe.viz.pictures import COLOURS, draw_boxes, legend_row, overlay, save_png, stack_rows
 
 TRUTH, TOKENCUT, LOST = (230, 25, 75), (60, 200, 75), (0, 130, 230)
 
@@ -48,14 +48,16 @@ def _heat(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def discovery_png(rgb: np.ndarray, truth: np.ndarray, found: dict, attention: np.ndarray, patch: int,
                   path: str) -> str:
     """Panels: the image with true (red), TokenCut (green) and LOST (blue) boxes; the mean [CLS]
-    attention; TokenCut's eigenvector with its chosen component outlined; LOST's seed expansion."""
+    attention; TokenCut's eigenvector with its chosen component outlined; LOST's seed expansion.
+    A legend row below says which colour is which (labels inside the boxes would overlap)."""
     size = rgb.shape[:2]
     padded = (attention.shape[1] * patch, attention.shape[2] * patch)
     panels = [Image.fromarray(rgb)]
-    draw_boxes(panels[0], [tuple(b) for b in truth], TRUTH, 2, "truth")
+    draw_boxes(panels[0], [tuple(b) for b in truth], TRUTH, 2)
     colours = {"tokencut": TOKENCUT, "lost": LOST}
+    names = {"tokencut": "TokenCut", "lost": "LOST"}
     for method, (_, box) in found.items():
-        draw_boxes(panels[0], [box], colours[method], 3, method)
+        draw_boxes(panels[0], [box], colours[method], 3)
     panels.append(Image.fromarray(_heat(attention.mean(0), padded)[: size[0], : size[1]]))
     for method, (result, _) in found.items():
         heat = _heat(result.score, padded)
@@ -71,25 +73,28 @@ def discovery_png(rgb: np.ndarray, truth: np.ndarray, found: dict, attention: np
         sheet.paste(panel, (x, 16))
         draw.text((x + 3, 2), title, fill="black")
         x += panel.width
-    return save_png(sheet, path)
+    key = legend_row(sheet.width, [(TRUTH, "annotated boxes"), *((colours[m], f"{names[m]}'s box") for m in found),
+                                   (None, "| maps: dark blue low, yellow high; outlined: the patches each method chose")])
+    return save_png(stack_rows(sheet, key), path)
 
 
 def attention_png(rgb: np.ndarray, objects: np.ndarray, heads: np.ndarray, jaccard: np.ndarray, best: np.ndarray,
-                  path: str, height: int = 200) -> str:
+                  path: str, names: list[str], keep: float = 0.6, height: int = 200) -> str:
     """Panels: the ground-truth objects tinted; then every head's mask (the rest darkened), with
-    the objects it is the best head for outlined in their colour and their Jaccard index above."""
+    the objects it is the best head for outlined in their colour and named with their Jaccard
+    index in % above; a legend row below names the objects' colours and says what J is."""
     panels = [overlay(rgb, objects)]
-    titles = ["objects"]
+    titles = ["annotated objects"]
     for h, mask in enumerate(heads):
         picture = np.where(mask[..., None], rgb, rgb // 4)  # outside the mask darkened
-        won = [f"J{100 * jaccard[o]:.0f}" for o in range(len(objects)) if best[o] == h]
+        won = [f"{names[o]} J {100 * jaccard[o]:.0f}" for o in range(len(objects)) if best[o] == h]
         for o in range(len(objects)):  # outline the objects this head is best for, in their colour
             if best[o] == h:
                 edge = objects[o] & ~(np.roll(objects[o], 1, 0) & np.roll(objects[o], 1, 1)
                                       & np.roll(objects[o], -1, 0) & np.roll(objects[o], -1, 1))
                 picture[edge] = COLOURS[o % len(COLOURS)]
         panels.append(picture)
-        titles.append(f"head {h} " + " ".join(won))
+        titles.append(f"head {h}" + (": " + ", ".join(won) if won else ""))
     scale = height / rgb.shape[0]
     width = max(1, round(rgb.shape[1] * scale))
     sheet = Image.new("RGB", (width * len(panels), height + 16), "white")
@@ -97,7 +102,10 @@ def attention_png(rgb: np.ndarray, objects: np.ndarray, heads: np.ndarray, jacca
     for i, (panel, title) in enumerate(zip(panels, titles)):
         sheet.paste(Image.fromarray(panel).resize((width, height), Image.BILINEAR), (i * width, 16))
         draw.text((i * width + 3, 2), title, fill="black")
-    return save_png(sheet, path)
+    key = legend_row(sheet.width, [*((COLOURS[o % len(COLOURS)], name) for o, name in enumerate(names)),
+                                   (None, f"| a head's mask: {keep:.0%} of its [CLS] attention; J: % overlap with "
+                                          "the object it covers best (outlined)")])
+    return save_png(stack_rows(sheet, key), path)
 
 
 def sequence_strip(frames: list[np.ndarray], truth: np.ndarray, predicted: list[np.ndarray], path: str,

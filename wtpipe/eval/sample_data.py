@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import scipy.ndimage as ndi
 from PIL import Image
+from tqdm import tqdm
 
 from wtpipe import testmedia
 from wtpipe.eval.datasets import write_labels
@@ -289,14 +290,21 @@ def build(out: str | None = None) -> str:
         return out
     tmp_out = f"{out}.tmp-{os.getpid()}"
     shutil.rmtree(tmp_out, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        items = _object_images(tmp)
-    _build_objects(tmp_out, items)
-    frames = list(_object_frames())  # decoded once, for seg/ and det/
-    _build_det(tmp_out, frames, [item for item in items if item[0] in ("voc", "arc2017")])
-    _build_davis(tmp_out)
-    _build_seg(tmp_out, frames)
-    _build_scenes(tmp_out)
+    with tqdm(total=6, desc="evaluation data (built once)", unit="part") as bar:
+        with tempfile.TemporaryDirectory() as tmp:
+            items = _object_images(tmp)
+        _build_objects(tmp_out, items)
+        bar.update()
+        frames = list(_object_frames())  # decoded once, for seg/ and det/
+        bar.update()
+        _build_det(tmp_out, frames, [item for item in items if item[0] in ("voc", "arc2017")])
+        bar.update()
+        _build_davis(tmp_out)
+        bar.update()
+        _build_seg(tmp_out, frames)
+        bar.update()
+        _build_scenes(tmp_out)
+        bar.update()
     with open(os.path.join(tmp_out, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(README)
     shutil.rmtree(out, ignore_errors=True)

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from wtpipe.config import PathStr
+
 KS = (10, 20, 100, 200)  # DINO's eval_knn.py
 TEMPERATURE = 0.07
 Kind = Literal["cls", "last4", "cls_avgpool"]  # which tokens make an image's feature (features.py)
@@ -20,7 +22,7 @@ class KnnConfig:
     temperature: float = TEMPERATURE
     image_size: int = 224
     batch_size: int = 32
-    cache_dir: str = DEFAULT_CACHE  # "" turns the feature cache off
+    cache_dir: PathStr = DEFAULT_CACHE  # "" turns the feature cache off
 
 
 @dataclass
@@ -31,7 +33,7 @@ class LinearConfig:
     lr: float = 0.01
     seed: int = 0
     image_size: int = 224
-    cache_dir: str = DEFAULT_CACHE
+    cache_dir: PathStr = DEFAULT_CACHE
 
 
 @dataclass
@@ -40,7 +42,7 @@ class DiscoverConfig:
     tau: float = 0.2
     eps: float = 1e-5
     k_patches: int = 100
-    image_root: str = ""  # COCO json: folder that file_name is relative to (default: datasets.coco_image_root)
+    image_root: PathStr = ""  # COCO json: folder that file_name is relative to (default: datasets.coco_image_root)
     max_images: int = 0  # 0: all
     pictures: int = 24  # overlay PNGs for the first N images
 
@@ -48,7 +50,7 @@ class DiscoverConfig:
 @dataclass
 class AttentionConfig:
     keep: float = 0.6  # share of each head's [CLS] attention mass its mask keeps (DINO: 60 %)
-    image_root: str = ""  # folder that file_name is relative to (default: datasets.coco_image_root)
+    image_root: PathStr = ""  # folder that file_name is relative to (default: datasets.coco_image_root)
     max_images: int = 0  # 0: all
     pictures: int = 24  # per-head mask PNGs for the first N images
 

@@ -162,7 +162,7 @@ def run_attention(backbone: ViTBackbone, info: WeightsInfo, data: str, out: str,
         if index < config.pictures:
             name = os.path.splitext(os.path.basename(item.path))[0]
             attention_png(rgb[: pixels.shape[1], : pixels.shape[2]], objects, pixels, best, head,
-                          os.path.join(out, "pictures", f"{index:04d}_{name}.png"))
+                          os.path.join(out, "pictures", f"{index:04d}_{name}.png"), names, config.keep)
     if items and not scores:
         raise datasets.LayoutError(f"{data}: none of its {len(items)} images could be scored (first: {skipped[0]})")
     metrics = {"jaccard": 100.0 * float(np.mean(scores)) if scores else 0.0}

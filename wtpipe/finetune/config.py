@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wtpipe.config import PathStr
 from wtpipe.models.archs import ARCHS
 
 
 @dataclass
 class SegDataConfig:
-    root: str = ""  # ADE20K layout: images/ and annotations/, each with training/ and validation/
+    root: PathStr = ""  # ADE20K layout: images/ and annotations/, each with training/ and validation/
     num_classes: int = 150  # after reduce_zero_label
     reduce_zero_label: bool = True  # annotation 0 is "other" (ignored); 1..C become 0..C-1
     crop: int = 512  # training crop and sliding-window size
@@ -28,7 +29,7 @@ class SegDataConfig:
 
 @dataclass
 class FinetuneModelConfig:
-    weights: str = ""  # backbone.safetensors, a run or checkpoint directory, or random:ARCH[:SEED]
+    weights: PathStr = ""  # backbone.safetensors, a run or checkpoint directory, or random:ARCH[:SEED]
     head: Literal["linear", "upernet", "maskrcnn"] = "upernet"  # seg: linear (BN + 1x1 conv) or upernet; det: maskrcnn
     channels: int = 512  # UperNet width
     drop_path_rate: float = 0.1  # stochastic depth of the backbone while fine-tuning
@@ -50,7 +51,7 @@ class FinetuneOptimConfig:
 
 @dataclass
 class FinetuneRunConfig:
-    output_dir: str = "runs/seg"  # checkpoints, scalars, validation metrics and pictures
+    output_dir: PathStr = "runs/seg"  # checkpoints, scalars, validation metrics and pictures
     seed: int = 0  # head init, data order and augmentation are functions of it
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the forward pass
     checkpoint_every: int = 2000  # steps
@@ -77,7 +78,7 @@ class SegConfig:
 
 @dataclass
 class DetDataConfig:
-    root: str = ""  # COCO layout: SPLIT/ image folders and annotations/instances_SPLIT.json
+    root: PathStr = ""  # COCO layout: SPLIT/ image folders and annotations/instances_SPLIT.json
     train_split: str = "train2017"
     val_split: str = "val2017"
     min_sizes: tuple[int, ...] = (640, 672, 704, 736, 768, 800)  # training short side, one drawn per batch

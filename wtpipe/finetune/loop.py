@@ -142,11 +142,12 @@ class Finetuner:
         acc = self.accelerator
         directory = checkpoint.start(acc, self.ckpt_root, step)
         if acc.is_main_process:
-            state = {"step": step, "config": to_dict(self.config), "model": acc.unwrap_model(self.model).state_dict(),
-                     "optimizer": self.optimizer.optimizer.state_dict(), "best": self.best}
-            if acc.scaler is not None:
-                state["scaler"] = acc.scaler.state_dict()
             with checkpoint.writing(self.ckpt_root, directory, step):
+                state = {"step": step, "config": to_dict(self.config),
+                         "model": acc.unwrap_model(self.model).state_dict(),
+                         "optimizer": self.optimizer.optimizer.state_dict(), "best": self.best}
+                if acc.scaler is not None:
+                    state["scaler"] = acc.scaler.state_dict()
                 checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
         acc.wait_for_everyone()
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from wtpipe.data.loader import ClipDataset, to_device
-from wtpipe.viz.pictures import COLOURS, TILE, tile, heatmap, overlay, save_png, to_uint8
+from wtpipe.viz.pictures import COLOURS, TILE, heatmap, legend_row, overlay, save_png, stack_rows, tile, to_uint8
 
 if TYPE_CHECKING:
     from wtpipe.methods.dora import DoRAMethod
@@ -37,7 +37,11 @@ def mask_sheet(views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor
         if used:
             colour = tuple(int(c) for c in COLOURS[heads.index(h) % len(COLOURS)])
             draw.rectangle([x, y, x + size[1] - 1, y + size[0] - 1], outline=colour, width=3)
-    return sheet
+    objects = masks.shape[1]
+    key = legend_row(sheet.width, [*((COLOURS[o % len(COLOURS)], f"object {o}") for o in range(objects)),
+                                   (None, "| top: tracked masks; bottom: frame 0's [CLS] attention per head, "
+                                          "blue low, orange high")])
+    return stack_rows(sheet, key)
 
 
 

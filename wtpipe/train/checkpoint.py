@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -77,11 +78,15 @@ def start(accelerator: Any, root: str, step: int) -> str:
     pid, so every rank writes into the same one), holding each rank's RNG state once this returns."""
     pid = torch.tensor([os.getpid() if accelerator.is_main_process else 0], device=accelerator.device)
     directory = tmp_dir(root, step, int(accelerator.reduce(pid, "sum").item()))
-    if accelerator.is_main_process:
-        os.makedirs(directory, exist_ok=True)
-    accelerator.wait_for_everyone()
-    write_rank_rng(directory, accelerator.process_index)
-    accelerator.wait_for_everyone()
+    try:
+        if accelerator.is_main_process:
+            os.makedirs(directory, exist_ok=True)
+        accelerator.wait_for_everyone()
+        write_rank_rng(directory, accelerator.process_index)
+        accelerator.wait_for_everyone()
+    except KeyboardInterrupt:  # a second Ctrl-C: no temporary folder is left behind
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return directory
 
 
@@ -89,15 +94,30 @@ def start(accelerator: Any, root: str, step: int) -> str:
 def writing(root: str, directory: str, step: int) -> Iterator[None]:
     """Turn a failed write into one :class:`WriteError` line and delete the half-written
     ``directory``: the space comes back, and the last complete checkpoint stays the one a re-run
-    resumes from."""
+    resumes from. A second Ctrl-C while it writes deletes it too and stays a KeyboardInterrupt
+    (``torch.save`` reports the interrupted write as a RuntimeError: it is not a disk problem)."""
     try:
         yield
+    except KeyboardInterrupt:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     except (OSError, RuntimeError) as err:
         shutil.rmtree(directory, ignore_errors=True)
+        if _caused_by_interrupt(err):
+            raise KeyboardInterrupt from None
         free = shutil.disk_usage(root).free / 2**30
         raise WriteError(f"cannot write checkpoint {os.path.join(root, step_name(step))}: {_reason(err)} "
                          f"({free:.1f} GiB free there); earlier checkpoints are untouched: make room and "
                          f"re-run the same command to resume") from err
+
+
+def _caused_by_interrupt(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _reason(err: BaseException) -> str:
@@ -121,7 +141,9 @@ def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_la
     os.replace(directory, final)
     write_json_atomic(os.path.join(root, LATEST), step_name(step))
     for old in completed(root)[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(os.path.join(root, old))
+        doomed = os.path.join(root, f"{old}{TMP_MARK}pruned")  # renamed first: never half-deleted under its name
+        os.replace(os.path.join(root, old), doomed)
+        shutil.rmtree(doomed)
     return final
 
 
@@ -138,8 +160,9 @@ def _digest(path: str) -> dict[str, Any]:
         return {"bytes": os.fstat(handle.fileno()).st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
 
 
-def check(directory: str) -> None:
-    """Raise :class:`CorruptCheckpoint` unless every file listed in ``checksums.json`` is intact.
+def check(directory: str, only: tuple[str, ...] = ()) -> None:
+    """Raise :class:`CorruptCheckpoint` unless every file listed in ``checksums.json`` (or, given
+    ``only``, each of those) is intact.
 
     Checkpoints written before checksums existed are accepted if their state is there.
     """
@@ -154,6 +177,8 @@ def check(directory: str) -> None:
     except (OSError, ValueError) as err:
         raise CorruptCheckpoint(f"{CHECKSUMS} unreadable ({err})") from None
     for name, want in expected.items():
+        if only and name not in only:
+            continue
         path = os.path.join(directory, name)
         if not os.path.exists(path):
             raise CorruptCheckpoint(f"{name} is missing")
@@ -202,7 +227,14 @@ def load_state(directory: str) -> dict[str, Any]:
     try:
         return torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad bytes
-        raise CorruptCheckpoint(f"{STATE} does not load ({' '.join(str(err).split())[:200]})") from None
+        raise CorruptCheckpoint(f"{STATE} does not load: {_first_sentence(err)}") from None
+
+
+def _first_sentence(err: BaseException) -> str:
+    """The error's first sentence, whole (PyTorch's messages run to paragraphs), or its kind."""
+    text = " ".join(str(err).split())
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".")
+    return sentence if 0 < len(sentence) <= 160 else f"{type(err).__name__} while reading it"
 
 
 def load_rank_rng(directory: str, rank: int) -> dict[str, Any] | None:

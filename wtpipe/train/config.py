@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from wtpipe.config import to_dict
+from wtpipe.config import PathStr, to_dict
 from wtpipe.models.archs import ARCHS, PosInterpolation
 
 
 @dataclass
 class DataConfig:
-    shards: str = ""  # a wtpipe-shards output directory (manifest.json)
+    shards: PathStr = ""  # a wtpipe-shards output directory (manifest.json)
     batch_size: int = 64  # clips per rank per micro-step
     num_workers: int = 4  # loader processes per rank (each single-threaded; see run.threads)
     clip_frames: int = 1  # DINO: single frames
@@ -108,7 +108,7 @@ class MethodConfig:
 
 @dataclass
 class RunConfig:
-    output_dir: str = "runs/default"  # checkpoints, logs, pictures, backbone.safetensors
+    output_dir: PathStr = "runs/default"  # checkpoints, logs, pictures, backbone.safetensors
     seed: int = 0  # weights, data stream and augmentations are functions of it
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the forward passes
     checkpoint_every: int = 500  # steps
@@ -127,9 +127,9 @@ class EvalConfig:
 
     every: int = 0  # steps between evaluations; 0: never
     tasks: tuple[Literal["knn", "discover", "attention"], ...] = ("knn", "discover")  # run at each evaluation
-    knn_data: str = ""  # ImageFolder with train/ and val/
-    discover_data: str = ""  # VOC folder or COCO json
-    attention_data: str = ""  # COCO json with masks
+    knn_data: PathStr = ""  # ImageFolder with train/ and val/
+    discover_data: PathStr = ""  # VOC folder or COCO json
+    attention_data: PathStr = ""  # COCO json with masks
 
     def __post_init__(self) -> None:
         if self.every:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
 from wtpipe import rundir
-from wtpipe.models.weights import WeightsInfo, info_for, save_backbone
+from wtpipe.models.weights import WeightsError, WeightsInfo, info_for, read_info, save_backbone
 from wtpipe.train import checkpoint
 
 PREFIX = "backbone.vit."
@@ -28,28 +29,65 @@ class ExportError(Exception):
     """Nothing to export, or a target that would be overwritten; the message names the path."""
 
 
-def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False) -> str:
-    """Export from a checkpoint directory (default: into it), or from a run directory (its
-    newest checkpoint; default: ``RUN/backbone.safetensors``). An existing ``out`` is replaced
-    only with ``overwrite``; a checkpoint's own copy, written with it, is reported and kept."""
+def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False,
+                      warn: Callable[[str], None] = print) -> tuple[str, str]:
+    """Export a teacher backbone; returns (the file, what was done, in words).
+
+    From a run directory: its newest intact checkpoint (a damaged one is named through ``warn``
+    and the one before it is used, as training resumes), by default into ``RUN/backbone.safetensors``;
+    when that file already holds the newest checkpoint's step (the trainer writes it at the end),
+    there is nothing to do. From a checkpoint directory: that checkpoint, by default into it.
+    An ``out`` that exists is replaced only with ``overwrite``.
+    """
     if not os.path.exists(path):
         raise ExportError(f"{path}: no such file or directory")
-    ckpt, default = path, None
     if os.path.isdir(os.path.join(path, rundir.CHECKPOINTS)):
-        ckpt = rundir.latest(os.path.join(path, rundir.CHECKPOINTS))
-        if ckpt is None:
+        root = os.path.join(path, rundir.CHECKPOINTS)
+        names = rundir.completed(root)
+        if not names:
             raise ExportError(f"{path}: the run has no finished checkpoint yet")
-        default = os.path.join(path, rundir.BACKBONE)
-    elif not os.path.exists(os.path.join(path, rundir.STATE)):
+        target = out or os.path.join(path, rundir.BACKBONE)
+        newest = _step(names[-1])
+        if out is None and not overwrite and _exported_step(target) >= newest:
+            return target, f"{target} already holds the newest checkpoint's weights (step {newest}); nothing to do"
+        for name in reversed(names):
+            ckpt = os.path.join(root, name)
+            try:
+                checkpoint.check(ckpt, only=(rundir.STATE,))
+                state = checkpoint.load_state(ckpt)
+            except checkpoint.CorruptCheckpoint as err:
+                warn(f"checkpoint {ckpt} is damaged ({err}); trying the one before")
+                continue
+            return _write(state, target, out is None or overwrite), f"wrote {target} (step {state['step']})"
+        raise ExportError(f"{path}: every checkpoint is damaged (named above); nothing exported")
+    if not os.path.exists(os.path.join(path, rundir.STATE)):
         raise ExportError(f"{path}: neither a run directory (with {rundir.CHECKPOINTS}/) "
                           f"nor a checkpoint directory (with {rundir.STATE})")
-    target = out or default or os.path.join(ckpt, rundir.BACKBONE)
-    if os.path.exists(target) and not overwrite:
-        if out is None and default is None:
-            return target  # the checkpoint's own copy, written from this very state
-        raise ExportError(f"{target} exists; pass --overwrite to replace it, or --out another file")
+    target = out or os.path.join(path, rundir.BACKBONE)
+    if out is None and os.path.exists(target) and not overwrite:
+        return target, f"{target} already holds this checkpoint's weights; nothing to do"
     try:
-        state = checkpoint.load_state(ckpt)
+        checkpoint.check(path, only=(rundir.STATE,))
+        state = checkpoint.load_state(path)
     except checkpoint.CorruptCheckpoint as err:
-        raise ExportError(f"{ckpt}: {err}") from None
+        raise ExportError(f"{path} is damaged ({err}); export the run folder instead to use its newest "
+                          "intact checkpoint") from None
+    return _write(state, target, out is None or overwrite), f"wrote {target} (step {state['step']})"
+
+
+def _write(state: dict, target: str, replace: bool) -> str:
+    if os.path.exists(target) and not replace:
+        raise ExportError(f"{target} exists; pass --overwrite to replace it, or --out another file")
     return save_backbone(backbone_state(state["teacher"]), target, weights_info(state["config"], int(state["step"])))
+
+
+def _step(name: str) -> int:
+    return int(name.removeprefix("step-"))
+
+
+def _exported_step(path: str) -> int:
+    """The training step a backbone file was exported from (-1: no such file, or unknown)."""
+    try:
+        return read_info(path).step
+    except WeightsError:
+        return -1

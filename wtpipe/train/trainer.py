@@ -138,14 +138,14 @@ class Trainer:
         acc = self.accelerator
         directory = checkpoint.start(acc, self.ckpt_root, step)
         if acc.is_main_process:
-            state = {"step": step, "config": to_dict(self.config),
-                     "student": acc.unwrap_model(self.student).state_dict(),
-                     "teacher": self.method.teacher.state_dict(),
-                     "optimizer": self.optimizer.optimizer.state_dict(),
-                     "method": self.method.state_dict()}
-            if acc.scaler is not None:
-                state["scaler"] = acc.scaler.state_dict()
             with checkpoint.writing(self.ckpt_root, directory, step):
+                state = {"step": step, "config": to_dict(self.config),
+                         "student": acc.unwrap_model(self.student).state_dict(),
+                         "teacher": self.method.teacher.state_dict(),
+                         "optimizer": self.optimizer.optimizer.state_dict(),
+                         "method": self.method.state_dict()}
+                if acc.scaler is not None:
+                    state["scaler"] = acc.scaler.state_dict()
                 self._write_backbone(os.path.join(directory, rundir.BACKBONE), step)
                 checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
         acc.wait_for_everyone()

@@ -58,6 +58,34 @@ def save_png(image: Image.Image, path: str) -> str:
     return path
 
 
+LEGEND = 16  # pixels of a legend row
+
+
+def legend_row(width: int, items: list[tuple[tuple[int, int, int] | None, str]]) -> Image.Image:
+    """A white row of ``(colour, text)`` items, each a colour swatch (none for plain text) and
+    its words, left to right."""
+    row = Image.new("RGB", (width, LEGEND), "white")
+    draw = ImageDraw.Draw(row)
+    x = 4
+    for colour, text in items:
+        if colour is not None:
+            draw.rectangle([x, 4, x + 9, 13], fill=tuple(int(c) for c in colour))
+            x += 13
+        draw.text((x, 2), text, fill="black")
+        x += int(draw.textlength(text)) + 14
+    return row
+
+
+def stack_rows(*images: Image.Image) -> Image.Image:
+    """Images one below the other on white, left-aligned."""
+    sheet = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), "white")
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height
+    return sheet
+
+
 def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], colour: tuple[int, int, int],
                width: int = 3, label: str | None = None) -> Image.Image:
     """Outline (x1, y1, x2, y2) pixel boxes in place; ``label`` is written at the first one."""
