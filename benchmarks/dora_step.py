@@ -24,8 +24,18 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CONFIGS = {
-    "official": (None, ["model.arch=vit_small_patch16_224", "model.out_dim=65536", "data.batch_size=2",
-                        "data.clip_frames=4", "data.local_crops=6", "data.local_size=112", "data.global_size=224"]),
+    "official": (
+        None,
+        [
+            "model.arch=vit_small_patch16_224",
+            "model.out_dim=65536",
+            "data.batch_size=2",
+            "data.clip_frames=4",
+            "data.local_crops=6",
+            "data.local_size=112",
+            "data.global_size=224",
+        ],
+    ),
     "tiny": (os.path.join(HERE, "..", "configs", "dora_tiny_cpu.yaml"), []),
 }
 
@@ -67,16 +77,22 @@ if method_name == "dora":
 print(json.dumps([min(times), discovery, peak_rss_mb()]))
 """
 
-ROWS = [("DoRA, default", "dora", []),
-        ("DoRA, model.grad_checkpointing=true", "dora", ["model.grad_checkpointing=true"]),
-        ("DINO, same images and view sizes", "dino", [])]
+ROWS = [
+    ("DoRA, default", "dora", []),
+    ("DoRA, model.grad_checkpointing=true", "dora", ["model.grad_checkpointing=true"]),
+    ("DINO, same images and view sizes", "dino", []),
+]
 
 
 def measure(config: str, method: str, extra: list[str], steps: int) -> list[float]:
     path, overrides = CONFIGS[config]
-    code = CODE.format(here=HERE, path=path, overrides=overrides + extra, method=method, steps=steps)
+    code = CODE.format(
+        here=HERE, path=path, overrides=overrides + extra, method=method, steps=steps
+    )
     env = {**os.environ, "PYTHONPATH": os.path.join(HERE, "..")}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -92,9 +108,13 @@ def main() -> None:
         for label, method, extra in ROWS:
             step, discovery, rss = measure(config, method, extra, args.steps)
             base = base or (step, rss, discovery)
-            print(f"{label:40s} {step:7.2f}s {step / base[0]:9.2f}x {rss:8.0f}MB {rss / base[1]:9.2f}x")
-        print(f"discovery + Sinkhorn + tracking + masks: {base[2] * 1000:.1f} ms = {100 * base[2] / base[0]:.2f} % "
-              "of the default DoRA step")
+            print(
+                f"{label:40s} {step:7.2f}s {step / base[0]:9.2f}x {rss:8.0f}MB {rss / base[1]:9.2f}x"
+            )
+        print(
+            f"discovery + Sinkhorn + tracking + masks: {base[2] * 1000:.1f} ms = {100 * base[2] / base[0]:.2f} % "
+            "of the default DoRA step"
+        )
 
 
 if __name__ == "__main__":

@@ -45,25 +45,34 @@ def measure(case: str, device: str, steps: int) -> dict[str, float]:
     import torch
 
     from wtpipe.config import load_config
-    from wtpipe.eval import sample_data
-    from wtpipe.finetune import config_class, make_task
     from wtpipe.data.loader import to_device
+    from wtpipe.demo import sample_data
+    from wtpipe.finetune import config_class, make_task
     from wtpipe.finetune.loop import model_and_optimizer
     from wtpipe.models.vit import ViTBackbone
 
     recipe = CASES[case][0]
     kind = "det" if "det" in recipe else "seg"
     root = os.path.join(sample_data.build(), kind)
-    config = load_config(config_class(kind), os.path.join(ROOT, recipe), [f"data.root={root}",
-                                                                           f"model.weights=random:{ARCH}"])
+    config = load_config(
+        config_class(kind),
+        os.path.join(ROOT, recipe),
+        [f"data.root={root}", f"model.weights=random:{ARCH}"],
+    )
     task = make_task(kind, config)
     torch.manual_seed(0)
     backbone = ViTBackbone(ARCH, drop_path_rate=config.model.drop_path_rate)
     model, optimizer = model_and_optimizer(config, task, backbone)
     dataset = task.dataset()
-    batches = [to_device(task.collate([dataset[(2 * s + i, s)] for i in range(config.data.batch_size)]), device)
-               for s in range(steps + 1)]
-    if kind == "det":  # the pixels Mask R-CNN's transform feeds the backbone (resized, padded to 32)
+    batches = [
+        to_device(
+            task.collate([dataset[(2 * s + i, s)] for i in range(config.data.batch_size)]), device
+        )
+        for s in range(steps + 1)
+    ]
+    if (
+        kind == "det"
+    ):  # the pixels Mask R-CNN's transform feeds the backbone (resized, padded to 32)
         transform = task.build(ViTBackbone(ARCH))[0].transform
         pixels = [transform(list(images))[0].tensors for images, _ in batches]
     else:
@@ -74,7 +83,11 @@ def measure(case: str, device: str, steps: int) -> dict[str, float]:
         batches = [(p, None) for p in pixels]
     model.to(device).train()
     cuda = device.startswith("cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cuda
+        else torch.autocast("cpu", enabled=False)
+    )
 
     def step(batch) -> None:
         with autocast:
@@ -99,14 +112,23 @@ def measure(case: str, device: str, steps: int) -> dict[str, float]:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - started) / steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb()
-    return {"step_s": seconds, "peak_mb": peak, "rise_mb": peak - (0 if cuda else built), "size": size}
+    return {
+        "step_s": seconds,
+        "peak_mb": peak,
+        "rise_mb": peak - (0 if cuda else built),
+        "size": size,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per case (after one warm-up step)")
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: all cores)")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="timed steps per case (after one warm-up step)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads (default: all cores)"
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device.startswith("cuda"):
@@ -122,12 +144,28 @@ def main() -> int:
         print(json.dumps(measure(args.case, args.device, args.steps)))
         return 0
     results = {}
-    print(f"ViT-S/16 fine-tuning steps on {args.device}, 2 images per step, {args.steps} timed step(s) per case")
+    print(
+        f"ViT-S/16 fine-tuning steps on {args.device}, 2 images per step, {args.steps} timed step(s) per case"
+    )
     for case in CASES:
         started = time.monotonic()
-        done = subprocess.run([sys.executable, __file__, "--case", case, "--device", args.device,
-                               "--steps", str(args.steps), "--threads", str(args.threads)],
-                              capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--case",
+                case,
+                "--device",
+                args.device,
+                "--steps",
+                str(args.steps),
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if done.returncode != 0:
             print(f"{case}: failed\n{done.stderr[-2000:]}")
             return 1

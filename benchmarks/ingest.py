@@ -30,7 +30,7 @@ from fractions import Fraction
 import av
 from PIL import Image
 
-from wtpipe import testmedia
+from wtpipe.demo import media as testmedia
 from wtpipe.process import available_cores
 from wtpipe.shards.build import ShardBuilder, unit_length
 from wtpipe.shards.settings import BuildSettings
@@ -46,8 +46,14 @@ def make_4k(minutes: int) -> str:
     if not os.path.exists(base):
         frames = list(testmedia.source_frames(testmedia.fetch_sources()["bigbuckbunny.mp4"]))
         loop = (frames[(i // 2) % len(frames)] for i in range(600))  # 25 fps footage at 60 fps
-        testmedia.encode(loop, base, "libx264", (3840, 2160), Fraction(60),
-                         options={"preset": "ultrafast", "crf": "23", "g": "120"})
+        testmedia.encode(
+            loop,
+            base,
+            "libx264",
+            (3840, 2160),
+            Fraction(60),
+            options={"preset": "ultrafast", "crf": "23", "g": "120"},
+        )
     path = os.path.join(testmedia.cache_dir(), "derived", f"bench_4k60_{minutes}min.mp4")
     if not os.path.exists(path):
         tmp = f"{path}.tmp-{os.getpid()}.mp4"
@@ -116,8 +122,15 @@ def decode_units(path: str, workers: int, unit_seconds: float, naive: bool) -> t
     threads = max(1, available_cores() // min(workers, len(units)))
     start = time.monotonic()
     with cf.ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_unit, [info.to_json()] * len(units), [u.to_json() for u in units],
-                              [threads] * len(units), [naive] * len(units)))
+        frames = sum(
+            pool.map(
+                _decode_unit,
+                [info.to_json()] * len(units),
+                [u.to_json() for u in units],
+                [threads] * len(units),
+                [naive] * len(units),
+            )
+        )
     return frames, time.monotonic() - start
 
 
@@ -142,7 +155,9 @@ def peak_rss(path: str, workers: int, unit_seconds: float) -> tuple[float, float
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
         "print(json.dumps([int(hwm), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     driver, worker = json.loads(result.stdout.strip().splitlines()[-1])
     return driver / 1024, worker / 1024
 
@@ -154,27 +169,39 @@ def main() -> None:
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
     settings = BuildSettings()
-    print(f"workers {args.workers} on {available_cores()} cores; stored {settings.fps} fps, short side "
-          f"{settings.short_side}, {settings.frame_format}, units of up to {settings.unit_seconds:g} s")
+    print(
+        f"workers {args.workers} on {available_cores()} cores; stored {settings.fps} fps, short side "
+        f"{settings.short_side}, {settings.frame_format}, units of up to {settings.unit_seconds:g} s"
+    )
     for minutes in args.minutes:
         path = make_4k(minutes)
-        rows = {"plain PyAV, auto threads": plain_decode(path),
-                "units (decode only)": decode_units(path, args.workers, settings.unit_seconds, naive=False),
-                "build (wtpipe shards)": build(path, args.workers, settings)}
+        rows = {
+            "plain PyAV, auto threads": plain_decode(path),
+            "units (decode only)": decode_units(
+                path, args.workers, settings.unit_seconds, naive=False
+            ),
+            "build (wtpipe shards)": build(path, args.workers, settings),
+        }
         if minutes == 1:
-            rows["naive, same processes"] = decode_units(path, args.workers, settings.unit_seconds, naive=True)
+            rows["naive, same processes"] = decode_units(
+                path, args.workers, settings.unit_seconds, naive=True
+            )
             rows["naive, one process"] = decode_units(path, 1, 1e9, naive=True)
         top = rows["plain PyAV, auto threads"][0] / rows["plain PyAV, auto threads"][1]
         print(f"-- {path} (3840x2160 H.264, 60 fps, {minutes} min)")
         for name, (frames, seconds) in rows.items():
             rate = frames / seconds
-            print(f"{name:<26} {frames:>6} frames {seconds:>7.1f} s {rate:>7.1f} frames/s  {rate / top:5.2f} x plain")
+            print(
+                f"{name:<26} {frames:>6} frames {seconds:>7.1f} s {rate:>7.1f} frames/s  {rate / top:5.2f} x plain"
+            )
     if not args.skip_rss:
         one, ten = make_4k(1), make_4k(10)
         a, b = peak_rss(one, args.workers, 300.0), peak_rss(ten, args.workers, 300.0)
         print(f"peak RSS  1 min: driver {a[0]:.0f} MB, worker {a[1]:.0f} MB")
-        print(f"peak RSS 10 min: driver {b[0]:.0f} MB, worker {b[1]:.0f} MB  "
-              f"(ratio driver {b[0] / a[0]:.2f}, worker {b[1] / a[1]:.2f})")
+        print(
+            f"peak RSS 10 min: driver {b[0]:.0f} MB, worker {b[1]:.0f} MB  "
+            f"(ratio driver {b[0] / a[0]:.2f}, worker {b[1] / a[1]:.2f})"
+        )
 
 
 if __name__ == "__main__":

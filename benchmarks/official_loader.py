@@ -46,19 +46,34 @@ class OfficialStyleViews:
                     return image
                 return image.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0)))
 
-        colour = [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), T.RandomGrayscale(p=0.2)]
+        colour = [
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+        ]
         finish = [T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
         self.T = T
         self.global_frame = T.Compose([T.ToPILImage(), *colour, Blur(0.1), *finish])
-        self.local_frame = T.Compose([T.ToPILImage(), T.RandomResizedCrop(112, scale=(0.05, 0.4),
-                                                                          interpolation=T.InterpolationMode.BICUBIC),
-                                      *colour, Blur(0.5), *finish])
+        self.local_frame = T.Compose(
+            [
+                T.ToPILImage(),
+                T.RandomResizedCrop(
+                    112, scale=(0.05, 0.4), interpolation=T.InterpolationMode.BICUBIC
+                ),
+                *colour,
+                Blur(0.5),
+                *finish,
+            ]
+        )
 
     def _clip_crop(self, clip: torch.Tensor, size: int, scale: tuple[float, float]) -> torch.Tensor:
         """One random resized crop of the whole clip (T, C, H, W), bilinear as the video transforms."""
         top, left, h, w = self.T.RandomResizedCrop.get_params(clip[0], scale, (3 / 4, 4 / 3))
-        return torch.nn.functional.interpolate(clip[..., top:top + h, left:left + w], size=(size, size),
-                                               mode="bilinear", align_corners=False)
+        return torch.nn.functional.interpolate(
+            clip[..., top : top + h, left : left + w],
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+        )
 
     def __call__(self, frames) -> list[torch.Tensor]:
         clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (T, C, H, W), float
@@ -82,7 +97,9 @@ def official_ms(video: str, clips: int) -> tuple[float, float]:
     rng = random.Random(0)
     for _ in range(clips):
         start = time.process_time()
-        reader = decord.VideoReader(video, ctx=decord.cpu(0), num_threads=1)  # per sample, as the official code
+        reader = decord.VideoReader(
+            video, ctx=decord.cpu(0), num_threads=1
+        )  # per sample, as the official code
         first = rng.randrange(len(reader) - FRAMES * gap)
         frames = reader.get_batch(list(range(first, first + FRAMES * gap, gap))).asnumpy()
         del reader
@@ -96,7 +113,9 @@ def official_ms(video: str, clips: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=6)
-    parser.add_argument("--video", help="a 4K video (default: benchmarks/ingest.py's 1-minute 4K60 H.264)")
+    parser.add_argument(
+        "--video", help="a 4K video (default: benchmarks/ingest.py's 1-minute 4K60 H.264)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a loader worker
     sys.path.insert(0, HERE)
@@ -116,12 +135,19 @@ def main() -> int:
         ShardBuilder([video], os.path.join(tmp, "shards"), settings, progress=False).run()
         index = ShardIndex.build(os.path.join(tmp, "shards"))
         gap = round(GAP_S * float(settings.fps))
-        ours = {name: cpu_ms_per_clip(ClipDataset(index, FRAMES, gap, views), args.clips * 4)
-                for name, views in (("read + decode only", Frames()), ("views made in the worker", ClipViews(spec)),
-                                    ("views planned (pixels on the GPU)", ClipViews(spec, planned=True)))}
+        ours = {
+            name: cpu_ms_per_clip(ClipDataset(index, FRAMES, gap, views), args.clips * 4)
+            for name, views in (
+                ("read + decode only", Frames()),
+                ("views made in the worker", ClipViews(spec)),
+                ("views planned (pixels on the GPU)", ClipViews(spec, planned=True)),
+            )
+        }
     read, augment = official_ms(video, args.clips)
     official = read + augment
-    print(f"DoRA clip: {FRAMES} frames {GAP_S:g} s apart, 224 + {LOCAL_CROPS} x 112 px views; worker CPU per clip")
+    print(
+        f"DoRA clip: {FRAMES} frames {GAP_S:g} s apart, 224 + {LOCAL_CROPS} x 112 px views; worker CPU per clip"
+    )
     print(f"{'':52} {'ms/clip':>9} {'clips/CPU-s':>12} {'x official':>11}")
     print(f"{'official: decord reads the 4K frames':52} {read:9.1f}")
     print(f"{'official: its augmentation':52} {augment:9.1f}")

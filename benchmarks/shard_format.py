@@ -28,7 +28,11 @@ def measure(videos: list[str], frame_format: str) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as out:
         ShardBuilder(videos, out, BuildSettings(frame_format=frame_format), progress=False).run()
         manifest = load_manifest(out)
-        samples = [s for shard in manifest["shards"] for s in iter_samples(os.path.join(out, shard["name"]))]
+        samples = [
+            s
+            for shard in manifest["shards"]
+            for s in iter_samples(os.path.join(out, shard["name"]))
+        ]
         start = time.monotonic()
         frames = sum(len(s.frames()) for s in samples)
         whole = frames / (time.monotonic() - start)
@@ -44,13 +48,17 @@ def measure(videos: list[str], frame_format: str) -> tuple[float, float, float]:
 
 def main() -> None:
     videos = sys.argv[1:] or [SAMPLE]
-    print(f"input: {', '.join(os.path.basename(v) for v in videos)}; defaults (4 fps, short side 320, 16 s segments)")
+    print(
+        f"input: {', '.join(os.path.basename(v) for v in videos)}; defaults (4 fps, short side 320, 16 s segments)"
+    )
     rows = {f: measure(videos, f) for f in ("jpg", "mp4")}
     base = rows["jpg"]
     for name, (per_frame, whole, clips) in rows.items():
-        print(f"{name:<4} {per_frame / 1024:6.1f} KB/frame ({per_frame / base[0]:4.2f} x jpg)  "
-              f"whole segments {whole:7.1f} frames/s ({whole / base[1]:4.2f} x)  "
-              f"8-frame clips {clips:7.1f} frames/s ({clips / base[2]:4.2f} x)")
+        print(
+            f"{name:<4} {per_frame / 1024:6.1f} KB/frame ({per_frame / base[0]:4.2f} x jpg)  "
+            f"whole segments {whole:7.1f} frames/s ({whole / base[1]:4.2f} x)  "
+            f"8-frame clips {clips:7.1f} frames/s ({clips / base[2]:4.2f} x)"
+        )
 
 
 if __name__ == "__main__":

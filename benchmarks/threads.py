@@ -29,10 +29,25 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "tiny_cpu.yaml
 
 def seconds_per_step(shards: str, out: str, steps: int, threads: int) -> float:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    result = subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "train", "--config", CONFIG,
-                             f"data.shards={shards}", f"run.output_dir={out}", f"run.max_steps={steps}",
-                             f"run.threads={threads}", f"run.checkpoint_every={steps}"],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wtpipe.cli.main",
+            "train",
+            "--config",
+            CONFIG,
+            f"data.shards={shards}",
+            f"run.output_dir={out}",
+            f"run.max_steps={steps}",
+            f"run.threads={threads}",
+            f"run.checkpoint_every={steps}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     done, seconds = re.search(r"(\d+) steps in ([\d.]+) s", result.stdout).groups()
     return float(seconds) / int(done)
 
@@ -43,25 +58,46 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes running meanwhile")
     args = parser.parse_args()
     cores = available_cores()
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
+    ]
     try:
         default, budget = measure(args.steps, cores)
     finally:
         for spinner in spinners:
             spinner.kill()
-    print(f"{cores} cores, {args.busy} busy process(es), 2 loader workers, tiny_cpu.yaml, {args.steps} steps each")
+    print(
+        f"{cores} cores, {args.busy} busy process(es), 2 loader workers, tiny_cpu.yaml, {args.steps} steps each"
+    )
     print(f"PyTorch default ({cores} intra-op threads)  {default:6.2f} s/step  1.00 x")
-    print(f"wtpipe budget ({max(1, cores - 2)} intra-op thread(s))  {budget:6.2f} s/step  "
-          f"{default / budget:4.2f} x the default's speed")
+    print(
+        f"wtpipe budget ({max(1, cores - 2)} intra-op thread(s))  {budget:6.2f} s/step  "
+        f"{default / budget:4.2f} x the default's speed"
+    )
 
 
 def measure(steps: int, cores: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         shards = os.path.join(tmp, "shards")
-        subprocess.run([sys.executable, "-m", "wtpipe.cli.main", "shards", "build", ASSET, "--out", shards,
-                        "--quiet"], check=True, capture_output=True)
-        return (seconds_per_step(shards, os.path.join(tmp, "default"), steps, cores),
-                seconds_per_step(shards, os.path.join(tmp, "budget"), steps, 0))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wtpipe.cli.main",
+                "shards",
+                "build",
+                ASSET,
+                "--out",
+                shards,
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return (
+            seconds_per_step(shards, os.path.join(tmp, "default"), steps, cores),
+            seconds_per_step(shards, os.path.join(tmp, "budget"), steps, 0),
+        )
 
 
 if __name__ == "__main__":

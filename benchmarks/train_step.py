@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 
-
 from wtpipe.config import load_config
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, decode_frames, make_loader, stack_shared
@@ -50,7 +49,9 @@ def pure_decode_rate(index: ShardIndex, draws: list[tuple[int, int]]) -> float:
 
 
 def loader_rate(dataset: ClipDataset, collate) -> float:
-    loader = make_loader(dataset, BATCH, seed=0, rank=0, start_step=0, num_workers=1, collate=collate)
+    loader = make_loader(
+        dataset, BATCH, seed=0, rank=0, start_step=0, num_workers=1, collate=collate
+    )
     batches = iter(loader)
     next(batches)  # worker start-up is not throughput
     start = time.monotonic()
@@ -77,9 +78,15 @@ print(json.dumps([min(times[1:]), peak_rss_mb()]))
 
 
 def step_time(config: str, overrides: list[str], steps: int) -> tuple[float, float]:
-    code = STEP_CODE.format(config=config, overrides=overrides, steps=steps,
-                            here=os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = STEP_CODE.format(
+        config=config,
+        overrides=overrides,
+        steps=steps,
+        here=os.path.dirname(os.path.abspath(__file__)),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return tuple(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -87,29 +94,48 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shards = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tmp, "shards")
         if len(sys.argv) == 1:
-            ShardBuilder([os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")], shards, BuildSettings(),
-                         progress=False).run()
+            ShardBuilder(
+                [os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")],
+                shards,
+                BuildSettings(),
+                progress=False,
+            ).run()
         index = ShardIndex.build(shards)
         sampler_draws = [(i % len(index.samples), 0) for i in range(BATCH * STEPS)]
         decode = pure_decode_rate(index, sampler_draws)
         tiny = load_config(TrainConfig, os.path.join(ROOT, "configs", "tiny_cpu.yaml"))
-        from wtpipe.methods.dino import FirstFrameCrops
-        from wtpipe.data.transforms import MultiCrop, MultiCropSpec
         from wtpipe.data.loader import collate_views
+        from wtpipe.data.transforms import MultiCrop, MultiCropSpec
+        from wtpipe.methods.dino import FirstFrameCrops
 
         plain = loader_rate(ClipDataset(index, 1, 1, Identity()), collate_frames)
         spec = MultiCropSpec(224, 96, 8)
-        crops = loader_rate(ClipDataset(index, 1, 1, FirstFrameCrops(MultiCrop(spec))), collate_views)
+        crops = loader_rate(
+            ClipDataset(index, 1, 1, FirstFrameCrops(MultiCrop(spec))), collate_views
+        )
     print(f"pure frame decode (in-process)        {decode:8.1f} frames/s   1.00")
     print(f"loader, 1 worker, identity views       {plain:8.1f} clips/s    {plain / decode:4.2f}")
     print(f"loader, 1 worker, DINO 2x224 + 8x96    {crops:8.1f} clips/s    {crops / decode:4.2f}")
-    rows = [("tiny_cpu (ViT-Ti, batch 8, 96/48 px, 2 local)", os.path.join(ROOT, "configs", "tiny_cpu.yaml"), [], 4),
-            ("ViT-S/16 recipe views (batch 8, 224/96 px, 8 local)",
-             os.path.join(ROOT, "configs", "dino_vits16_wt.yaml"), ["data.batch_size=8"], 3)]
+    rows = [
+        (
+            "tiny_cpu (ViT-Ti, batch 8, 96/48 px, 2 local)",
+            os.path.join(ROOT, "configs", "tiny_cpu.yaml"),
+            [],
+            4,
+        ),
+        (
+            "ViT-S/16 recipe views (batch 8, 224/96 px, 8 local)",
+            os.path.join(ROOT, "configs", "dino_vits16_wt.yaml"),
+            ["data.batch_size=8"],
+            3,
+        ),
+    ]
     for name, config, overrides, steps in rows:
         seconds, peak = step_time(config, overrides, steps)
         batch = tiny.data.batch_size if not overrides else 8
-        print(f"DINO step {name:<52} {seconds:7.2f} s/step  {batch / seconds:6.2f} clips/s  peak RSS {peak:7.0f} MB")
+        print(
+            f"DINO step {name:<52} {seconds:7.2f} s/step  {batch / seconds:6.2f} clips/s  peak RSS {peak:7.0f} MB"
+        )
 
 
 if __name__ == "__main__":

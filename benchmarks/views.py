@@ -25,8 +25,7 @@ import time
 import torch
 
 from wtpipe.data.index import ShardIndex
-from wtpipe.data.loader import ClipDataset, make_loader, to_device
-from wtpipe.data.loader import collate_views
+from wtpipe.data.loader import ClipDataset, collate_views, make_loader, to_device
 from wtpipe.data.transforms import ClipViews, MultiCrop, MultiCropSpec, PlannedClips, PlannedCrops
 from wtpipe.methods.dino import FirstFrameCrops
 from wtpipe.shards.build import ShardBuilder
@@ -34,7 +33,9 @@ from wtpipe.shards.settings import BuildSettings
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 DINO_SPEC, DORA_SPEC = MultiCropSpec(224, 96, 8), MultiCropSpec(224, 96, 6)
-PAPER_SPEC = MultiCropSpec(224, 112, 6, local_flip=False, bilinear=True, precrop=300)  # configs/dora_vits16_wt.yaml
+PAPER_SPEC = MultiCropSpec(
+    224, 112, 6, local_flip=False, bilinear=True, precrop=300
+)  # configs/dora_vits16_wt.yaml
 DORA_FRAMES, BATCH, STEPS = 8, 16, 8
 
 
@@ -88,7 +89,9 @@ def decode_ms(index: ShardIndex, frames: int = 200) -> tuple[float, float]:
 
 
 def loader_clips_per_s(dataset: ClipDataset, collate) -> float:
-    batches = iter(make_loader(dataset, BATCH, seed=0, rank=0, start_step=0, num_workers=1, collate=collate))
+    batches = iter(
+        make_loader(dataset, BATCH, seed=0, rank=0, start_step=0, num_workers=1, collate=collate)
+    )
     next(batches)  # worker start-up is not throughput
     start = time.monotonic()
     for _ in range(STEPS):
@@ -98,7 +101,9 @@ def loader_clips_per_s(dataset: ClipDataset, collate) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("shards", nargs="?", help="a wtpipe shards directory (default: the bundled clip's)")
+    parser.add_argument(
+        "shards", nargs="?", help="a wtpipe shards directory (default: the bundled clip's)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--clips", type=int, default=24)
     args = parser.parse_args()
@@ -106,38 +111,67 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shards = args.shards or os.path.join(tmp, "shards")
         if not args.shards:
-            ShardBuilder([os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")], shards, BuildSettings(),
-                         progress=False).run()
+            ShardBuilder(
+                [os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")],
+                shards,
+                BuildSettings(),
+                progress=False,
+            ).run()
         index = ShardIndex.build(shards)
         height, width = ClipDataset(index, 1, 1, Frames())[(0, 0)][0].shape[-2:]
         print(f"frames {width}x{height} from {shards}; worker CPU per clip, single-threaded")
         rows = []
         for name, frames, loader_views, device_views, collate in (
-                ("DINO  1 frame, 2x224 + 8x96", 1, FirstFrameCrops(MultiCrop(DINO_SPEC)),
-                 FirstFrameCrops(MultiCrop(DINO_SPEC), planned=True), PlannedCrops.cat),
-                (f"DoRA  {DORA_FRAMES} frames, 224 + 6x96 each", DORA_FRAMES, ClipViews(DORA_SPEC),
-                 ClipViews(DORA_SPEC, planned=True), PlannedClips.cat),
-                (f"DoRA  {DORA_FRAMES} frames, paper: 300 pre-crop", DORA_FRAMES, ClipViews(PAPER_SPEC),
-                 ClipViews(PAPER_SPEC, planned=True), PlannedClips.cat)):
+            (
+                "DINO  1 frame, 2x224 + 8x96",
+                1,
+                FirstFrameCrops(MultiCrop(DINO_SPEC)),
+                FirstFrameCrops(MultiCrop(DINO_SPEC), planned=True),
+                PlannedCrops.cat,
+            ),
+            (
+                f"DoRA  {DORA_FRAMES} frames, 224 + 6x96 each",
+                DORA_FRAMES,
+                ClipViews(DORA_SPEC),
+                ClipViews(DORA_SPEC, planned=True),
+                PlannedClips.cat,
+            ),
+            (
+                f"DoRA  {DORA_FRAMES} frames, paper: 300 pre-crop",
+                DORA_FRAMES,
+                ClipViews(PAPER_SPEC),
+                ClipViews(PAPER_SPEC, planned=True),
+                PlannedClips.cat,
+            ),
+        ):
             floor = cpu_ms_per_clip(ClipDataset(index, frames, 1, Frames()), args.clips)
             loader = cpu_ms_per_clip(ClipDataset(index, frames, 1, loader_views), args.clips)
             planned = ClipDataset(index, frames, 1, device_views)
             device = cpu_ms_per_clip(planned, args.clips)
-            render = render_ms([planned[(i, i)] for i in range(BATCH)], collate, args.device) / BATCH
+            render = (
+                render_ms([planned[(i, i)] for i in range(BATCH)], collate, args.device) / BATCH
+            )
             rows.append((name, floor, loader, device, render))
         dino = FirstFrameCrops(MultiCrop(DINO_SPEC))
         pil, tv = decode_ms(index)
         rate_loader = loader_clips_per_s(ClipDataset(index, 1, 1, dino), collate_views)
-        rate_device = loader_clips_per_s(ClipDataset(index, 1, 1, FirstFrameCrops(MultiCrop(DINO_SPEC), True)),
-                                         PlannedCrops.cat)
-    print(f"{'clip':36} {'decode only':>12} {'views on loader':>16} {'on device':>10} {'x less':>7}"
-          f" {'render on ' + args.device:>16}")
+        rate_device = loader_clips_per_s(
+            ClipDataset(index, 1, 1, FirstFrameCrops(MultiCrop(DINO_SPEC), True)), PlannedCrops.cat
+        )
+    print(
+        f"{'clip':36} {'decode only':>12} {'views on loader':>16} {'on device':>10} {'x less':>7}"
+        f" {'render on ' + args.device:>16}"
+    )
     for name, floor, loader, device, render in rows:
-        print(f"{name:36} {floor:9.1f} ms {loader:13.1f} ms {device:7.1f} ms {loader / device:7.1f}"
-              f" {render:10.1f} ms/clip")
+        print(
+            f"{name:36} {floor:9.1f} ms {loader:13.1f} ms {device:7.1f} ms {loader / device:7.1f}"
+            f" {render:10.1f} ms/clip"
+        )
     print(f"JPEG decode per frame: Pillow {pil:.2f} ms, torchvision {tv:.2f} ms ({pil / tv:.1f}x)")
-    print(f"one loader worker, DINO views: {rate_loader:.1f} clips/s rendering, {rate_device:.1f} clips/s planning "
-          f"({rate_device / rate_loader:.1f}x)")
+    print(
+        f"one loader worker, DINO views: {rate_loader:.1f} clips/s rendering, {rate_device:.1f} clips/s planning "
+        f"({rate_device / rate_loader:.1f}x)"
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from wtpipe import testmedia
+from wtpipe.demo import media as testmedia
 from wtpipe.shards.build import ShardBuilder
 from wtpipe.shards.settings import BuildSettings
 
@@ -45,7 +45,9 @@ def build(tmp_path):
 
     def run(inputs: list[str], out: str | None = None, workers: int = 2, **settings):
         out = out or str(tmp_path / "shards")
-        report = ShardBuilder(inputs, out, BuildSettings(**settings), workers=workers, progress=False).run()
+        report = ShardBuilder(
+            inputs, out, BuildSettings(**settings), workers=workers, progress=False
+        ).run()
         return report, out
 
     return run
@@ -89,7 +91,7 @@ def train_shards(tmp_path_factory, sources) -> str:
 @pytest.fixture(scope="session")
 def eval_data(sources) -> str:
     """The real evaluation sample sets (ImageFolder, VOC + COCO boxes, DAVIS), built once and cached."""
-    from wtpipe.eval import sample_data
+    from wtpipe.demo import sample_data
 
     return sample_data.build()
 
@@ -100,7 +102,10 @@ def reference_run(train_shards, tmp_path_factory):
     from tests.train.runs import ENV, run, train_cmd
 
     out = str(tmp_path_factory.mktemp("ref") / "run")
-    env = {**ENV, "MPLCONFIGDIR": str(tmp_path_factory.mktemp("mpl"))}  # matplotlib builds its font cache
+    env = {
+        **ENV,
+        "MPLCONFIGDIR": str(tmp_path_factory.mktemp("mpl")),
+    }  # matplotlib builds its font cache
     return out, run(train_cmd(train_shards, out), env)
 
 

@@ -6,8 +6,8 @@ Usage: python tools/fetch_test_media.py [--sources-only]   (cache: $WTPIPE_MEDIA
 
 import argparse
 
-from wtpipe import testmedia
-from wtpipe.eval import sample_data
+from wtpipe.demo import media as testmedia
+from wtpipe.demo import sample_data
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ Usage: python tools/make_eval_data.py [--out DIR]   (default: $WTPIPE_MEDIA_CACH
 
 import argparse
 
-from wtpipe.eval import sample_data
+from wtpipe.demo import sample_data
 
 
 def main() -> None:

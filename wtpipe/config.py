@@ -38,6 +38,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        if hasattr(tp, "variant"):  # a section whose class its own keys choose (``method.name``)
+            try:
+                tp = tp.variant(value)
+            except ValueError as err:
+                raise ConfigError(f"{key}.{err}") from None
         return _build(tp, value, key)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -51,7 +56,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, option, key)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {_type_name(tp)}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {_type_name(tp)}"
+        )
     if origin is typing.Literal:
         if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: take the word back
             words = ("no", "off", "false") if value is False else ("yes", "on", "true")
@@ -148,6 +155,33 @@ def load_config(cls: type[T], path: str | None = None, overrides: list[str] | No
     return _build(cls, data)
 
 
+def resumable(default: Any) -> Any:
+    """A setting of how a run is executed or observed (workers, paths, logging), not of what it
+    computes: a checkpoint resumes under another value of it (:func:`differences`)."""
+    return dataclasses.field(default=default, metadata={"resumable": True})
+
+
+def differences(config: Any, saved: dict[str, Any]) -> list[str]:
+    """``section.key: saved -> current`` for every setting of the sectioned ``config`` that changes
+    the computation (fields not declared :func:`resumable`). A key absent from ``saved`` (added
+    since it was written) counts as its default, which is what older code did."""
+    diffs, defaults = [], to_dict(type(config)())
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        own = {
+            **to_dict(type(value)()),
+            **defaults[section.name],
+        }  # the section's class, as the config builds it
+        for item in dataclasses.fields(value):
+            if item.metadata.get("resumable"):
+                continue
+            now = to_dict(value)[item.name]
+            old = saved.get(section.name, {}).get(item.name, own[item.name])
+            if old != now:
+                diffs.append(f"{section.name}.{item.name}: {old} -> {now}")
+    return diffs
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain nested dict (tuples as lists) for saving next to a run."""
 
@@ -173,13 +207,24 @@ def to_yaml(config: Any) -> str:
 def field_help(cls: type) -> dict[str, str]:
     """Each field's trailing ``# comment`` in the class source: one place for the meaning of a key."""
     helps: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):  # inherited fields keep their help
+        if dataclasses.is_dataclass(base):
+            helps.update(field_help(base))
     line_tokens: dict[int, list[tokenize.TokenInfo]] = {}
     for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
         line_tokens.setdefault(token.start[0], []).append(token)
     for tokens in line_tokens.values():
-        code = [t for t in tokens if t.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.NL, tokenize.NEWLINE)]
-        if len(code) > 2 and code[0].type == tokenize.NAME and code[1].string == ":" \
-                and code[-1].type == tokenize.COMMENT:
+        code = [
+            t
+            for t in tokens
+            if t.type not in (tokenize.INDENT, tokenize.DEDENT, tokenize.NL, tokenize.NEWLINE)
+        ]
+        if (
+            len(code) > 2
+            and code[0].type == tokenize.NAME
+            and code[1].string == ":"
+            and code[-1].type == tokenize.COMMENT
+        ):
             helps[code[0].string] = code[-1].string.lstrip("#").strip()
     return helps
 

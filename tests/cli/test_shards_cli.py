@@ -15,7 +15,9 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "wtpipe", "assets",
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wtpipe.cli.shards", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "wtpipe.cli.shards", *args], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("command", ["build", "verify", "info", "preview"])
@@ -42,7 +44,9 @@ def test_demo_on_the_bundled_clip(tmp_path):
 
 
 def test_failures_set_the_exit_code_and_are_one_line_each(tmp_path, bad):
-    result = cli("build", SAMPLE, bad["random_bytes"], "--out", str(tmp_path / "o"), "--quiet", "--fps", "1")
+    result = cli(
+        "build", SAMPLE, bad["random_bytes"], "--out", str(tmp_path / "o"), "--quiet", "--fps", "1"
+    )
     assert result.returncode == 1
     assert f"FAILED: {bad['random_bytes']}: not a readable video file" in result.stdout
     manifest = json.load(open(tmp_path / "o" / "manifest.json"))
@@ -59,7 +63,11 @@ def test_changed_settings_are_refused_with_exit_code_2(tmp_path):
     out = str(tmp_path / "o")
     assert cli("build", SAMPLE, "--out", out, "--quiet", "--fps", "1").returncode == 0
     refused = cli("build", SAMPLE, "--out", out, "--quiet", "--fps", "2")
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr and "fps: 1 -> 2" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "--overwrite" in refused.stderr
+        and "fps: 1 -> 2" in refused.stderr
+    )
 
 
 def test_files_in_an_input_folder_that_are_not_videos_are_named(tmp_path, bad):
@@ -69,11 +77,19 @@ def test_files_in_an_input_folder_that_are_not_videos_are_named(tmp_path, bad):
         os.symlink(os.path.abspath(name), folder / os.path.basename(name))
     result = cli("build", str(folder), "--out", str(tmp_path / "o"), "--quiet", "--fps", "1")
     assert result.returncode == 0, result.stderr
-    assert "passed over 2 file(s)" in result.stdout and "still.png" in result.stdout and "tone.m4a" in result.stdout
+    assert (
+        "passed over 2 file(s)" in result.stdout
+        and "still.png" in result.stdout
+        and "tone.m4a" in result.stdout
+    )
 
 
 def test_verify_fails_a_build_that_produced_no_shards(tmp_path, bad):
     out = str(tmp_path / "o")
     assert cli("build", bad["random_bytes"], "--out", out, "--quiet").returncode == 1
     result = cli("verify", out, "--quiet")
-    assert result.returncode == 1 and "produced no shards" in result.stderr and "OK" not in result.stdout
+    assert (
+        result.returncode == 1
+        and "produced no shards" in result.stderr
+        and "OK" not in result.stdout
+    )

@@ -13,7 +13,9 @@ from ..conftest import shard_names
 
 
 def contents(out: str) -> dict[str, bytes]:
-    return {n: open(os.path.join(out, n), "rb").read() for n in [*shard_names(out), "manifest.json"]}
+    return {
+        n: open(os.path.join(out, n), "rb").read() for n in [*shard_names(out), "manifest.json"]
+    }
 
 
 def test_units_are_dealt_round_robin_to_at_most_one_task_each():
@@ -23,7 +25,9 @@ def test_units_are_dealt_round_robin_to_at_most_one_task_each():
     assert unit_groups([], 3) == [[]]
 
 
-def test_phases_as_jobs_equal_one_build_and_resubmission_runs_only_the_failed_unit(build, media, sources, tmp_path):
+def test_phases_as_jobs_equal_one_build_and_resubmission_runs_only_the_failed_unit(
+    build, media, sources, tmp_path
+):
     inputs = [media("short_gop"), sources["bikes.mp4"]]
     settings = BuildSettings(fps="2", unit_seconds=5, min_shards=2)
     _, reference = build(inputs, out=str(tmp_path / "ref"), fps="2", unit_seconds=5, min_shards=2)
@@ -35,10 +39,16 @@ def test_phases_as_jobs_equal_one_build_and_resubmission_runs_only_the_failed_un
     first = plan()
     assert first.finished is None and first.unreadable == [] and len(first.todo) == first.units >= 4
     blocked = first.todo[1]
-    os.mkdir(os.path.join(out, ".work", "units", f"{blocked}.tar"))  # this unit's frames cannot be written
-    failures = [ShardBuilder.resume(out, workers=1).stage(group)[1] for group in unit_groups(first.todo, 3)]
+    os.mkdir(
+        os.path.join(out, ".work", "units", f"{blocked}.tar")
+    )  # this unit's frames cannot be written
+    failures = [
+        ShardBuilder.resume(out, workers=1).stage(group)[1] for group in unit_groups(first.todo, 3)
+    ]
     assert [len(f) for f in failures] == [0, 1, 0] and "IsADirectoryError" in failures[1][0].problem
-    report = ShardBuilder.resume(out, workers=1).assemble()  # another process: it reads the recorded reason
+    report = ShardBuilder.resume(
+        out, workers=1
+    ).assemble()  # another process: it reads the recorded reason
     assert len(report.problems) == 1 and report.problems[0].path == inputs[0]
     assert "IsADirectoryError" in report.problems[0].problem and report.manifest["failures"]
     assert os.path.isdir(os.path.join(out, ".work"))  # kept for the retry

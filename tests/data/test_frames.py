@@ -20,7 +20,11 @@ def test_frames_left_encoded_decode_to_the_same_pixels_as_pillow(train_shards):
     index = ShardIndex.build(train_shards)
     ref = index.samples[1]
     encoded = decode_frames(ref, [0, 2], encoded=True)
-    assert isinstance(encoded[0], EncodedFrame) and encoded[0].shape == (3, 128, 170)  # from the header
+    assert isinstance(encoded[0], EncodedFrame) and encoded[0].shape == (
+        3,
+        128,
+        170,
+    )  # from the header
     decoded = on_device(encoded, "cpu")
     for i, frame in zip([0, 2], decoded):
         pil = np.array(Image.open(io.BytesIO(read_span(ref.shard, ref.frames[i]))).convert("RGB"))

@@ -80,7 +80,9 @@ def test_augmentation_does_not_touch_the_training_rng(train_shards):
 
 
 def test_multicrop_views():
-    views = MultiCrop(MultiCropSpec(local_crops=3))(torch.randint(0, 255, (3, 180, 320), dtype=torch.uint8))
+    views = MultiCrop(MultiCropSpec(local_crops=3))(
+        torch.randint(0, 255, (3, 180, 320), dtype=torch.uint8)
+    )
     assert [tuple(v.shape) for v in views] == [(3, 224, 224)] * 2 + [(3, 96, 96)] * 3
     assert collate_views([views, views])[0].shape == (2, 3, 224, 224)
 
@@ -89,7 +91,9 @@ def test_multicrop_views():
 def test_clips_fit_in_the_segment(frames, length, gap):
     for seed in range(20):
         picks = clip_indices(frames, length, gap, random.Random(seed))
-        assert len(picks) == length and all(0 <= p < frames for p in picks) and picks == sorted(picks)
+        assert (
+            len(picks) == length and all(0 <= p < frames for p in picks) and picks == sorted(picks)
+        )
         if (length - 1) * gap < frames:
             assert all(b - a == gap for a, b in zip(picks, picks[1:]))
 

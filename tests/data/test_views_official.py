@@ -30,12 +30,15 @@ from wtpipe.train.config import TrainConfig
 CLIPS, FRAMES = 1500, 2
 HEIGHT, WIDTH = 480, 640  # the bundled campus clip's frames
 P = 1e-3  # a deviation must be this unlikely before the test calls it one
-OFFICIAL = {"global": {"flip": 0.5, "jitter": 0.8, "gray": 0.2, "blur": 0.1, "solarize": 0.0},
-            "local": {"flip": 0.0, "jitter": 0.8, "gray": 0.2, "blur": 0.5, "solarize": 0.0}}
+OFFICIAL = {
+    "global": {"flip": 0.5, "jitter": 0.8, "gray": 0.2, "blur": 0.1, "solarize": 0.0},
+    "local": {"flip": 0.0, "jitter": 0.8, "gray": 0.2, "blur": 0.5, "solarize": 0.0},
+}
 
 
-def resized_crop_box(rng: np.random.Generator, height: int, width: int,
-                     scale: tuple[float, float]) -> tuple[int, int, int, int]:
+def resized_crop_box(
+    rng: np.random.Generator, height: int, width: int, scale: tuple[float, float]
+) -> tuple[int, int, int, int]:
     """torchvision's RandomResizedCrop.get_params: ten tries at a box of a uniform area fraction and
     a log-uniform aspect ratio in [3/4, 4/3] that fits, else the centre crop of the clamped ratio."""
     area = height * width
@@ -59,10 +62,18 @@ def resized_crop_box(rng: np.random.Generator, height: int, width: int,
 def official_views(seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Area fraction, aspect ratio and the applied operations of every view the official code draws."""
     rng = np.random.default_rng(seed)
-    out = {kind: {k: [] for k in ("area", "aspect", "flip", "jitter", "gray", "blur", "solarize")}
-           for kind in ("global", "local")}
+    out = {
+        kind: {k: [] for k in ("area", "aspect", "flip", "jitter", "gray", "blur", "solarize")}
+        for kind in ("global", "local")
+    }
 
-    def add(kind: str, pre: tuple[int, int, int, int], box: tuple[int, int, int, int], flip: bool, blur_p: float):
+    def add(
+        kind: str,
+        pre: tuple[int, int, int, int],
+        box: tuple[int, int, int, int],
+        flip: bool,
+        blur_p: float,
+    ):
         _, _, ph, pw = pre
         _, _, h, w = box
         row = out[kind]
@@ -82,29 +93,48 @@ def official_views(seed: int) -> dict[str, dict[str, np.ndarray]]:
         for _ in range(6):
             for _ in range(FRAMES):
                 add("local", pre, resized_crop_box(rng, 300, 300, (0.05, 0.4)), False, 0.5)
-    return {kind: {k: np.asarray(v, dtype=float) for k, v in row.items()} for kind, row in out.items()}
+    return {
+        kind: {k: np.asarray(v, dtype=float) for k, v in row.items()} for kind, row in out.items()
+    }
 
 
 def wtpipe_views(spec: MultiCropSpec, seed: int) -> dict[str, dict[str, np.ndarray]]:
     """The same measures from wtpipe's planned views of the same-sized real frames."""
-    frames = [torch.zeros(3, HEIGHT, WIDTH, dtype=torch.uint8)] * FRAMES  # the plan reads only the size
+    frames = [
+        torch.zeros(3, HEIGHT, WIDTH, dtype=torch.uint8)
+    ] * FRAMES  # the plan reads only the size
     views = ClipViews(spec, planned=True)
     torch.manual_seed(seed)
     plans = [views(frames) for _ in range(CLIPS)]
     out = {}
-    for kind, rows in (("global", [p.globals_[0] for p in plans]), ("local", [p.locals_[0].flatten(0, 1) for p in plans])):
-        pre = torch.stack([p.precrops[0] for p in plans]).repeat_interleave(len(rows[0]), dim=0).numpy()
+    for kind, rows in (
+        ("global", [p.globals_[0] for p in plans]),
+        ("local", [p.locals_[0].flatten(0, 1) for p in plans]),
+    ):
+        pre = (
+            torch.stack([p.precrops[0] for p in plans])
+            .repeat_interleave(len(rows[0]), dim=0)
+            .numpy()
+        )
         rows = torch.cat(rows).numpy()
         side = spec.precrop or None
         ph, pw = (pre[:, F["height"]], pre[:, F["width"]]) if side else (HEIGHT, WIDTH)
         frame_h = rows[:, F["height"]] * (ph / side if side else 1)
         frame_w = rows[:, F["width"]] * (pw / side if side else 1)
-        out[kind] = {"area": frame_h * frame_w / (HEIGHT * WIDTH), "aspect": frame_w / frame_h,
-                     **{k: (rows[:, F[k]] > 0).astype(float) for k in ("flip", "jitter", "gray", "blur", "solarize")}}
+        out[kind] = {
+            "area": frame_h * frame_w / (HEIGHT * WIDTH),
+            "aspect": frame_w / frame_h,
+            **{
+                k: (rows[:, F[k]] > 0).astype(float)
+                for k in ("flip", "jitter", "gray", "blur", "solarize")
+            },
+        }
     return out
 
 
-def deviations(ours: dict[str, dict[str, np.ndarray]], theirs: dict[str, dict[str, np.ndarray]]) -> list[str]:
+def deviations(
+    ours: dict[str, dict[str, np.ndarray]], theirs: dict[str, dict[str, np.ndarray]]
+) -> list[str]:
     """Every measure whose distribution differs: ``kind measure: statistic``."""
     found = []
     for kind in ("global", "local"):
@@ -112,8 +142,10 @@ def deviations(ours: dict[str, dict[str, np.ndarray]], theirs: dict[str, dict[st
         for measure in ("area", "aspect"):
             test = stats.ks_2samp(a[measure], b[measure])
             if test.pvalue < P:
-                found.append(f"{kind} {measure}: KS {test.statistic:.3f} (p {test.pvalue:.1e}); "
-                             f"medians {np.median(a[measure]):.3f} vs {np.median(b[measure]):.3f}")
+                found.append(
+                    f"{kind} {measure}: KS {test.statistic:.3f} (p {test.pvalue:.1e}); "
+                    f"medians {np.median(a[measure]):.3f} vs {np.median(b[measure]):.3f}"
+                )
         for op, rate in OFFICIAL[kind].items():
             k1, k2, n1, n2 = a[op].sum(), b[op].sum(), len(a[op]), len(b[op])
             if rate in (0.0, 1.0):
@@ -150,11 +182,19 @@ def test_the_recipe_views_follow_the_official_distribution(recipe, official):
     assert deviations(ours, official) == []
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"precrop": 0}, ["global area", "local area"]),  # crops of the whole frame: 40-100 % globals
-    ({"local_flip": True}, ["local flip"]),
-    ({"precrop_scale": (0.4, 1.0)}, ["global area", "local area"]),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            {"precrop": 0},
+            ["global area", "local area"],
+        ),  # crops of the whole frame: 40-100 % globals
+        ({"local_flip": True}, ["local flip"]),
+        ({"precrop_scale": (0.4, 1.0)}, ["global area", "local area"]),
+    ],
+)
 def test_a_one_line_deviation_is_caught(recipe, official, change, expected):
-    found = deviations(wtpipe_views(MultiCropSpec(**{**recipe.__dict__, **change}), seed=1), official)
+    found = deviations(
+        wtpipe_views(MultiCropSpec(**{**recipe.__dict__, **change}), seed=1), official
+    )
     assert set(expected) <= {f.split(":")[0] for f in found}, found

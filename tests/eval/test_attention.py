@@ -26,7 +26,10 @@ def test_a_mask_keeps_the_largest_weights_until_the_share_is_reached():
     # ranked 0.4, 0.3, 0.15, ...: 0.4 < 0.6 is not enough, 0.4 + 0.3 crosses 0.6 and is kept
     assert attention.mass_masks(weights, 0.6).tolist() == [[False, True, False, True, False]]
     assert attention.mass_masks(weights, 0.71).tolist() == [[False, True, False, True, True]]
-    assert attention.mass_masks(weights * 7, 0.6).tolist() == attention.mass_masks(weights, 0.6).tolist()
+    assert (
+        attention.mass_masks(weights * 7, 0.6).tolist()
+        == attention.mass_masks(weights, 0.6).tolist()
+    )
     assert attention.mass_masks(weights, 1.0).all()
 
 
@@ -45,8 +48,10 @@ def test_each_object_keeps_its_best_head():
 def official_cls_attention(backbone, rgb: np.ndarray) -> torch.Tensor:
     """``visualize_attention.py``: normalise, crop to a patch multiple, the last block's full
     attention from its qkv (softmax over every token), the [CLS] row without itself."""
-    image = (torch.tensor(rgb).permute(2, 0, 1).float() / 255 - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) \
-        / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    image = (
+        torch.tensor(rgb).permute(2, 0, 1).float() / 255
+        - torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    ) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     h, w = image.shape[1] - image.shape[1] % 16, image.shape[2] - image.shape[2] % 16
     image = image[:, :h, :w][None]
     captured = {}
@@ -62,7 +67,9 @@ def official_cls_attention(backbone, rgb: np.ndarray) -> torch.Tensor:
     return attn[0, :, 0, 1:].reshape(heads, -1), (h // 16, w // 16)
 
 
-def official_threshold(attn: torch.Tensor, grid: tuple[int, int], threshold: float = 0.6) -> np.ndarray:
+def official_threshold(
+    attn: torch.Tensor, grid: tuple[int, int], threshold: float = 0.6
+) -> np.ndarray:
     """Sort ascending, normalise, keep where the cumulative mass exceeds 1 - threshold, unsort;
     nearest upsampling by the patch size."""
     val, idx = torch.sort(attn)
@@ -73,7 +80,10 @@ def official_threshold(attn: torch.Tensor, grid: tuple[int, int], threshold: flo
     for head in range(attn.shape[0]):
         th_attn[head] = th_attn[head][idx2[head]]
     th_attn = th_attn.reshape(attn.shape[0], *grid).float()
-    return torch.nn.functional.interpolate(th_attn[None], scale_factor=16, mode="nearest")[0].numpy() > 0
+    return (
+        torch.nn.functional.interpolate(th_attn[None], scale_factor=16, mode="nearest")[0].numpy()
+        > 0
+    )
 
 
 def official_jaccard(th_attn: np.ndarray, objects: np.ndarray) -> float:
@@ -91,30 +101,51 @@ def test_parity_with_dinos_attention_masks_and_jaccard_on_real_images(eval_data,
     backbone.eval()
     data = os.path.join(eval_data, "objects", "instances.json")
     items = datasets.coco_masks(data)
-    assert [os.path.basename(i.path) for i in items[:2]] == ["voc.jpg", "arc2017.jpg"] and len(items) == 10
+    assert [os.path.basename(i.path) for i in items[:2]] == ["voc.jpg", "arc2017.jpg"] and len(
+        items
+    ) == 10
     expected = []
     for item in items:
         rgb = datasets.read_rgb(item.path)
         ours = cls_attention(backbone, rgb)
         reference, grid = official_cls_attention(backbone, rgb)
         assert ours.shape[1:] == grid
-        np.testing.assert_allclose(ours.reshape(len(ours), -1), reference.numpy(), rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(
+            ours.reshape(len(ours), -1), reference.numpy(), rtol=1e-4, atol=1e-7
+        )
         official = official_threshold(reference, grid)
         masks = attention.mass_masks(reference.double().numpy()).reshape(-1, *grid)
         assert np.array_equal(masks.repeat(16, axis=1).repeat(16, axis=2), official)
         objects, _ = item.objects()
-        expected.append(official_jaccard(official, objects[:, : official.shape[1], : official.shape[2]]))
+        expected.append(
+            official_jaccard(official, objects[:, : official.shape[1], : official.shape[2]])
+        )
     report = run_task("attention", backbone, info, data, str(tmp_path), AttentionConfig(pictures=2))
-    got = [np.mean([o["jaccard"] for o in image["objects"].values()]) for image in report["per_image"]]
-    np.testing.assert_allclose(got, expected, atol=1e-4)  # per-object values are rounded to 4 digits
+    got = [
+        np.mean([o["jaccard"] for o in image["objects"].values()]) for image in report["per_image"]
+    ]
+    np.testing.assert_allclose(
+        got, expected, atol=1e-4
+    )  # per-object values are rounded to 4 digits
     assert report["metrics"]["jaccard"] == pytest.approx(100 * np.mean(expected), abs=0.02)
     assert report["images"] == 10 and len(report["per_image"][0]["objects"]) == 4  # VOC: 4 classes
     assert sorted(os.listdir(tmp_path / "pictures")) == ["0000_voc.png", "0001_arc2017.png"]
 
 
 def eval_cmd(weights: str, data: str, out: str, *settings: str) -> list[str]:
-    return [sys.executable, "-m", "wtpipe.cli.eval", "attention", "--weights", weights, "--data", data, "--out", out,
-            *settings]
+    return [
+        sys.executable,
+        "-m",
+        "wtpipe.cli.eval",
+        "attention",
+        "--weights",
+        weights,
+        "--data",
+        data,
+        "--out",
+        out,
+        *settings,
+    ]
 
 
 def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
@@ -122,23 +153,42 @@ def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
     shutil.copytree(os.path.join(eval_data, "objects"), data)
     broken = data / "JPEGImages" / "cup_0072.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    result = run(eval_cmd("random:vit_tiny_patch16_224:0", str(data / "instances.json"), str(tmp_path / "out")))
+    result = run(
+        eval_cmd(
+            "random:vit_tiny_patch16_224:0", str(data / "instances.json"), str(tmp_path / "out")
+        )
+    )
     assert f"{broken}: unreadable image, skipped" in result.stderr
     report = json.load(open(tmp_path / "out" / "metrics.json"))
     assert report["skipped"] == [str(broken)] and report["images"] == 9
-    assert 0 < report["metrics"]["jaccard"] < 100 and len(os.listdir(tmp_path / "out" / "pictures")) == 9
+    assert (
+        0 < report["metrics"]["jaccard"] < 100
+        and len(os.listdir(tmp_path / "out" / "pictures")) == 9
+    )
     boxes_only = tmp_path / "boxes.json"
     coco = json.load(open(data / "instances.json"))
-    boxes_only.write_text(json.dumps({**coco, "annotations": [
-        {k: v for k, v in a.items() if k != "segmentation"} for a in coco["annotations"]]}))
-    bad = subprocess.run(eval_cmd("random", str(boxes_only), str(tmp_path / "bad")), capture_output=True, text=True)
+    boxes_only.write_text(
+        json.dumps(
+            {
+                **coco,
+                "annotations": [
+                    {k: v for k, v in a.items() if k != "segmentation"} for a in coco["annotations"]
+                ],
+            }
+        )
+    )
+    bad = subprocess.run(
+        eval_cmd("random", str(boxes_only), str(tmp_path / "bad")), capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "no segmentation" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     for path in (tmp_path / "none.json", data / "Annotations"):
         with pytest.raises(datasets.LayoutError, match="not a COCO instances json"):
             datasets.coco_masks(str(path))
     # COCO 2017 layout: annotations/instances_SPLIT.json finds its images in SPLIT/
-    det = datasets.coco_masks(os.path.join(eval_data, "det", "annotations", "instances_val2017.json"))
+    det = datasets.coco_masks(
+        os.path.join(eval_data, "det", "annotations", "instances_val2017.json")
+    )
     assert len(det) == 12 and all(os.path.exists(item.path) for item in det)
     assert all(os.path.dirname(item.path).endswith(os.path.join("det", "val2017")) for item in det)
     # nothing readable: an error, and no metrics.json that looks like a result
@@ -146,5 +196,12 @@ def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
         image.write_bytes(b"broken")
     backbone, info = load_backbone("random:vit_tiny_patch16_224:0")
     with pytest.raises(datasets.LayoutError, match="none of its 10 images could be scored"):
-        run_task("attention", backbone, info, str(data / "instances.json"), str(tmp_path / "none"), AttentionConfig())
+        run_task(
+            "attention",
+            backbone,
+            info,
+            str(data / "instances.json"),
+            str(tmp_path / "none"),
+            AttentionConfig(),
+        )
     assert not os.path.exists(tmp_path / "none" / "metrics.json")

@@ -12,13 +12,19 @@ from PIL import Image
 
 from wtpipe.eval import datasets
 from wtpipe.eval import davis as davis_lib
-from wtpipe.eval.davis_metrics import boundary_map, evaluate_sequence, f_measure, jaccard, statistics
+from wtpipe.eval.davis_metrics import (
+    boundary_map,
+    evaluate_sequence,
+    f_measure,
+    jaccard,
+    statistics,
+)
 from wtpipe.models.weights import load_backbone
 
 
 def square(shift: int = 0, size: int = 100) -> np.ndarray:
     mask = np.zeros((size, size), dtype=bool)
-    mask[10:30, 10 + shift:30 + shift] = True
+    mask[10:30, 10 + shift : 30 + shift] = True
     return mask
 
 
@@ -29,7 +35,7 @@ def brute_force_f(truth: np.ndarray, pred: np.ndarray, radius: int) -> float:
     if len(a) == 0 or len(b) == 0:
         return float(len(a) == len(b))
     d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    precision, recall = (d.min(1) <= radius ** 2).mean(), (d.min(0) <= radius ** 2).mean()
+    precision, recall = (d.min(1) <= radius**2).mean(), (d.min(0) <= radius**2).mean()
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
@@ -58,8 +64,14 @@ def test_f_measure_tolerance_is_the_diagonal_rule():
     assert 0.3 < three < 1.0 and np.isclose(three, brute_force_f(square(), square(3), 2))
     line = np.zeros((100, 100), dtype=bool)
     line[10:60, 40] = True
-    assert f_measure(line, np.roll(line, 2, axis=1)) == 1.0 and f_measure(line, np.roll(line, 5, axis=1)) == 0.0
-    assert f_measure(np.zeros((9, 9)), np.zeros((9, 9))) == 1.0 and f_measure(square(), np.zeros((100, 100))) == 0.0
+    assert (
+        f_measure(line, np.roll(line, 2, axis=1)) == 1.0
+        and f_measure(line, np.roll(line, 5, axis=1)) == 0.0
+    )
+    assert (
+        f_measure(np.zeros((9, 9)), np.zeros((9, 9))) == 1.0
+        and f_measure(square(), np.zeros((100, 100))) == 0.0
+    )
 
 
 def test_f_measure_matches_explicit_distances_on_random_blobs():
@@ -76,7 +88,9 @@ def test_f_measure_matches_explicit_distances_on_random_blobs():
 
 def test_statistics_and_sequence_scoring():
     mean, recall, decay = statistics(np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]))
-    assert np.isclose(mean, 0.65) and np.isclose(recall, 5 / 8) and np.isclose(decay, 0.9 - 0.4)  # bins [0:3], [5:8]: the toolkit rounds 4.5 up
+    assert (
+        np.isclose(mean, 0.65) and np.isclose(recall, 5 / 8) and np.isclose(decay, 0.9 - 0.4)
+    )  # bins [0:3], [5:8]: the toolkit rounds 4.5 up
     truth = np.stack([square(0)] * 5).astype(np.uint8)
     pred = truth.copy()
     pred[2] = square(2)  # only frame 2 is off; frames 0 and 4 are never scored
@@ -129,7 +143,9 @@ def test_propagation_matches_the_official_computation_on_real_frames(eval_data):
     context_feats, context_segs = [feats[0]], [one_hot.flatten(1)]
     for t in (1, 2, 3):
         ours = davis_lib.propagate(feats[t], context_feats, context_segs, near, config)
-        theirs = official_propagation(context_feats, [s.reshape(1, -1, *grid) for s in context_segs], feats[t], *grid)
+        theirs = official_propagation(
+            context_feats, [s.reshape(1, -1, *grid) for s in context_segs], feats[t], *grid
+        )
         torch.testing.assert_close(ours.reshape(-1, *grid), theirs, rtol=1e-4, atol=1e-6)
         context_feats.append(feats[t])
         context_segs.append(ours)
@@ -143,7 +159,9 @@ def test_palette_pngs_round_trip(tmp_path):
     datasets.write_labels(str(tmp_path / "a.png"), labels)
     assert Image.open(tmp_path / "a.png").mode == "P"
     assert np.array_equal(datasets.read_labels(str(tmp_path / "a.png")), labels)
-    assert datasets.davis_palette()[1].tolist() == [128, 0, 0] and datasets.davis_palette()[3].tolist() == [128, 128, 0]
+    assert datasets.davis_palette()[1].tolist() == [128, 0, 0] and datasets.davis_palette()[
+        3
+    ].tolist() == [128, 128, 0]
     with pytest.raises(datasets.LayoutError, match="RGB"):
         Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
         datasets.read_labels(str(tmp_path / "rgb.png"))

@@ -37,7 +37,12 @@ def fg_box(fg: np.ndarray) -> tuple[int, int, int, int]:
 
 @pytest.mark.parametrize("clip", ["box", "cup"])
 def test_both_recover_the_true_box_from_oracle_features_of_a_real_mask(eval_data, clip):
-    mask = datasets.read_labels(os.path.join(eval_data, "davis", "Annotations", "480p", clip, "00000.png")) > 0
+    mask = (
+        datasets.read_labels(
+            os.path.join(eval_data, "davis", "Annotations", "480p", clip, "00000.png")
+        )
+        > 0
+    )
     fg = patch_mask(mask)
     labels, count = scipy.ndimage.label(fg)
     fg = labels == 1 + np.argmax(scipy.ndimage.sum(fg, labels, range(1, count + 1)))  # one object
@@ -71,32 +76,49 @@ def test_corloc_iou_rule_on_fixed_boxes():
     assert np.isclose(discovery.box_iou(np.array([5, 0, 15, 10]), truth)[0], 50 / 150, atol=1e-6)
     assert discovery.corloc_hit((0, 0, 10, 19), truth)  # 100 / 190 = 0.526
     assert not discovery.corloc_hit((0, 0, 10, 21), truth)  # 100 / 210 = 0.476
-    assert not discovery.corloc_hit((0, 0, 10, 20), truth)  # exactly 0.5 loses to LOST's eps, as theirs
+    assert not discovery.corloc_hit(
+        (0, 0, 10, 20), truth
+    )  # exactly 0.5 loses to LOST's eps, as theirs
     assert discovery.corloc_hit((101, 99, 121, 131), truth)  # any ground-truth box counts
-    assert discovery.to_pixels((2, 1, 5, 4), 16, (60, 70)) == (32, 16, 70, 60)  # clipped to the image
+    assert discovery.to_pixels((2, 1, 5, 4), 16, (60, 70)) == (
+        32,
+        16,
+        70,
+        60,
+    )  # clipped to the image
 
 
 def test_voc_reader_follows_lost_coordinates(tmp_path):
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "Annotations" / "a.xml").write_text(
         "<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>1</xmin><ymin>5</ymin>"
-        "<xmax>50</xmax><ymax>60</ymax></bndbox></object></annotation>")
+        "<xmax>50</xmax><ymax>60</ymax></bndbox></object></annotation>"
+    )
     (tmp_path / "Annotations" / "b.xml").write_text("<annotation><broken>")
     items = datasets.voc_boxes(str(tmp_path))
-    assert len(items) == 1 and items[0].boxes.tolist() == [[0, 4, 50, 60]] and items[0].names == ["cat"]
+    assert (
+        len(items) == 1
+        and items[0].boxes.tolist() == [[0, 4, 50, 60]]
+        and items[0].names == ["cat"]
+    )
 
 
 # -- parity with the official computations, re-derived ------------------------------------------
 
+
 def official_keys(backbone, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
     """LOST's main script: normalise, zero-pad to a patch multiple, hook the last qkv, heads concatenated."""
-    image = (torch.tensor(rgb).permute(2, 0, 1).float() / 255 - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) \
-        / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    image = (
+        torch.tensor(rgb).permute(2, 0, 1).float() / 255
+        - torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    ) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     h, w = int(np.ceil(image.shape[1] / 16) * 16), int(np.ceil(image.shape[2] / 16) * 16)
     padded = torch.zeros(3, h, w)
     padded[:, : image.shape[1], : image.shape[2]] = image
     captured = {}
-    handle = backbone.vit.blocks[-1].attn.qkv.register_forward_hook(lambda m, i, o: captured.update(qkv=o))
+    handle = backbone.vit.blocks[-1].attn.qkv.register_forward_hook(
+        lambda m, i, o: captured.update(qkv=o)
+    )
     with torch.no_grad():
         backbone.vit(padded[None])
     handle.remove()
@@ -129,7 +151,9 @@ def official_lost(feats: torch.Tensor, dims: tuple[int, int], k_patches=100):
     clipped.fill_diagonal_(0)
     clipped[clipped < 0] = 0
     degree = -torch.sum(clipped > 0, dim=1).float()
-    order = torch.argsort(degree, descending=True, stable=True)  # official: unstable (ties arbitrary)
+    order = torch.argsort(
+        degree, descending=True, stable=True
+    )  # official: unstable (ties arbitrary)
     seed = order[0]
     potentials = order[:k_patches]
     similars = potentials[gram[seed, potentials] > 0.0]

@@ -14,7 +14,10 @@ def reference_votes(train, train_labels, test, k, classes, temperature=0.07):
     """DINO's eval_knn vote written out per test sample: top-k cosine neighbours, exp(s/T) per class."""
     out = torch.zeros(len(test), classes, dtype=torch.float64)
     for i, query in enumerate(test.double()):
-        sims = [(float(query @ t / (query.norm() * t.norm())), int(y)) for t, y in zip(train.double(), train_labels)]
+        sims = [
+            (float(query @ t / (query.norm() * t.norm())), int(y))
+            for t, y in zip(train.double(), train_labels)
+        ]
         for sim, label in sorted(sims, key=lambda s: -s[0])[:k]:
             out[i, label] += math.exp(sim / temperature)
     return out
@@ -22,10 +25,15 @@ def reference_votes(train, train_labels, test, k, classes, temperature=0.07):
 
 def test_weighted_vote_matches_the_written_out_rule():
     generator = torch.Generator().manual_seed(0)
-    train, labels = torch.randn(40, 8, generator=generator), torch.randint(0, 4, (40,), generator=generator)
+    train, labels = (
+        torch.randn(40, 8, generator=generator),
+        torch.randint(0, 4, (40,), generator=generator),
+    )
     test = torch.randn(9, 8, generator=generator)
     for k in (1, 5, 20):
-        ours = knn_votes(train * 3.0, labels, test, k, 4)  # scale must not matter: features are normalised
+        ours = knn_votes(
+            train * 3.0, labels, test, k, 4
+        )  # scale must not matter: features are normalised
         assert torch.allclose(ours.double(), reference_votes(train, labels, test, k, 4), rtol=1e-4)
 
 
@@ -50,7 +58,9 @@ def test_topk_accuracy_counts_ties_and_ranks():
     acc = topk_accuracy(votes, labels, (1, 2))
     # Row 0: label ranked 2nd; row 1: the 0/1 tie ranks class 0 first; row 2: tie 1/2 ranks 1 first.
     assert acc[1] == 0.0 and acc[2] == 100.0
-    assert math.isclose(topk_accuracy(votes, torch.tensor([2, 1, 2]), (2,))[2], 100 / 3, rel_tol=1e-6)
+    assert math.isclose(
+        topk_accuracy(votes, torch.tensor([2, 1, 2]), (2,))[2], 100 / 3, rel_tol=1e-6
+    )
 
 
 def test_linear_probe_separates_separable_features_and_not_noise():
@@ -61,5 +71,7 @@ def test_linear_probe_separates_separable_features_and_not_noise():
     metrics, logits = probe_eval(feats, labels, feats[::3], labels[::3], 3, ProbeConfig(epochs=50))
     assert metrics["top1"] == 100.0 and logits.shape == (20, 3)
     noise = torch.randn(60, 16, generator=generator)
-    shuffled, _ = probe_eval(noise[:30], labels[:30], noise[30:], labels[30:], 3, ProbeConfig(epochs=50))
+    shuffled, _ = probe_eval(
+        noise[:30], labels[:30], noise[30:], labels[30:], 3, ProbeConfig(epochs=50)
+    )
     assert shuffled["top1"] < 70.0

@@ -13,7 +13,7 @@ import torch
 
 from tests.finetune.runs import seg_cmd
 from tests.train.runs import ENV, damage, final_state, kill_at, run
-from wtpipe import rundir
+from wtpipe.engine import rundir
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,12 @@ def seg_data(eval_data) -> str:
 @pytest.mark.slow
 def test_upernet_learns_and_beats_the_majority_class(seg_data, reference, tmp_path):
     out = str(tmp_path / "seg")
-    result = run(seg_cmd(seg_data, reference, out, "optim.iters=40", "run.val_every=20", "--baseline"))
-    rows = [line.split(",") for line in open(os.path.join(out, "scalars.csv")).read().splitlines()[1:]]
+    result = run(
+        seg_cmd(seg_data, reference, out, "optim.iters=40", "run.val_every=20", "--baseline")
+    )
+    rows = [
+        line.split(",") for line in open(os.path.join(out, "scalars.csv")).read().splitlines()[1:]
+    ]
     losses = [float(r[1]) for r in rows if r[1]]
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
     final = json.load(open(os.path.join(out, "val", "step-00000040", "metrics.json")))
@@ -36,7 +40,9 @@ def test_upernet_learns_and_beats_the_majority_class(seg_data, reference, tmp_pa
     pictures = os.listdir(os.path.join(out, "val", "step-00000040", "pictures"))
     assert len(pictures) == 2 and {p.split("_")[0] for p in pictures} == {"box", "cup"}
     assert os.path.exists(os.path.join(out, "loss.png"))
-    again = run(seg_cmd(seg_data, reference, out, "optim.iters=40", "run.val_every=20"))  # a finished run
+    again = run(
+        seg_cmd(seg_data, reference, out, "optim.iters=40", "run.val_every=20")
+    )  # a finished run
     assert "nothing to do" in again.stdout and f"mIoU {final['mIoU']:.2f}" in again.stdout
     assert open(os.path.join(out, "scalars.csv")).read().count("\n40,") == 2  # nothing logged twice
 
@@ -44,14 +50,25 @@ def test_upernet_learns_and_beats_the_majority_class(seg_data, reference, tmp_pa
 @pytest.mark.slow
 def test_linear_head_keeps_the_backbone_frozen(seg_data, reference, tmp_path):
     out = str(tmp_path / "linear")
-    run(seg_cmd(seg_data, reference, out, "model.head=linear", "model.freeze_backbone=true", "optim.iters=4",
-                "run.val_every=0"))
+    run(
+        seg_cmd(
+            seg_data,
+            reference,
+            out,
+            "model.head=linear",
+            "model.freeze_backbone=true",
+            "optim.iters=4",
+            "run.val_every=0",
+        )
+    )
     state = final_state(out)["model"]
     from safetensors.torch import load_file
 
     start = load_file(os.path.join(reference, "backbone.safetensors"))
     assert all(torch.equal(state[f"features.backbone.vit.{k}"], v) for k, v in start.items())
-    assert not torch.equal(state["head.classifier.weight"], torch.zeros_like(state["head.classifier.weight"]))
+    assert not torch.equal(
+        state["head.classifier.weight"], torch.zeros_like(state["head.classifier.weight"])
+    )
 
 
 @pytest.mark.slow
@@ -61,7 +78,9 @@ def test_sigkill_mid_finetune_then_rerun_is_bit_identical(seg_data, reference, t
     for step in (4, 8):  # killed twice, somewhere after each checkpoint (validation at 6 included)
         kill_at(seg_cmd(seg_data, reference, killed), killed, step)
     newest = rundir.latest(os.path.join(killed, rundir.CHECKPOINTS))
-    damage(newest, "bit flip")  # and the newest checkpoint damaged: named, set aside, the one before used
+    damage(
+        newest, "bit flip"
+    )  # and the newest checkpoint damaged: named, set aside, the one before used
     result = run(seg_cmd(seg_data, reference, killed))
     assert f"checkpoint {newest} is damaged" in result.stderr
     a, b = final_state(whole), final_state(killed)
@@ -71,13 +90,24 @@ def test_sigkill_mid_finetune_then_rerun_is_bit_identical(seg_data, reference, t
     assert a["best"] == b["best"]
     for name in ("last", "best"):
         assert json.load(open(os.path.join(whole, name, "metrics.json"))) == json.load(
-            open(os.path.join(killed, name, "metrics.json")))
-    steps = [line.split(",")[0] for line in open(os.path.join(killed, "scalars.csv")).read().splitlines()[1:]]
-    assert steps == [line.split(",")[0] for line in open(os.path.join(whole, "scalars.csv")).read().splitlines()[1:]]
+            open(os.path.join(killed, name, "metrics.json"))
+        )
+    steps = [
+        line.split(",")[0]
+        for line in open(os.path.join(killed, "scalars.csv")).read().splitlines()[1:]
+    ]
+    assert steps == [
+        line.split(",")[0]
+        for line in open(os.path.join(whole, "scalars.csv")).read().splitlines()[1:]
+    ]
 
 
 def test_a_missing_layout_is_one_line(tmp_path):
-    result = subprocess.run(seg_cmd(str(tmp_path), "random:vit_tiny_patch16_224", str(tmp_path / "o")),
-                                          capture_output=True, text=True, env=ENV)
+    result = subprocess.run(
+        seg_cmd(str(tmp_path), "random:vit_tiny_patch16_224", str(tmp_path / "o")),
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert result.returncode == 2
     assert "no such directory (ADE20K layout" in result.stderr and "Traceback" not in result.stderr

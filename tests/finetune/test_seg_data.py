@@ -10,8 +10,17 @@ import pytest
 import torch
 
 from wtpipe.eval.datasets import LayoutError
-from wtpipe.finetune.seg_data import (IGNORE, SegPipeline, load_pair, pairs, reduce_labels, rescale_size,
-                                      slide_logits, train_sample, val_sample)
+from wtpipe.finetune.seg_data import (
+    IGNORE,
+    SegPipeline,
+    load_pair,
+    pairs,
+    reduce_labels,
+    rescale_size,
+    slide_logits,
+    train_sample,
+    val_sample,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +55,16 @@ def test_a_training_sample_is_a_padded_crop_and_a_function_of_its_seed(seg):
     pipe = SegPipeline(crop=256, base_scale=(1024, 256))
     x, y = train_sample(rgb, labels, pipe, np.random.default_rng(3))
     assert x.shape == (3, 256, 256) and y.shape == (256, 256) and y.dtype == torch.int64
-    assert set(torch.unique(y).tolist()) <= {0, 1, IGNORE}  # a cup frame: background, cup, ignored edge/padding
+    assert set(torch.unique(y).tolist()) <= {
+        0,
+        1,
+        IGNORE,
+    }  # a cup frame: background, cup, ignored edge/padding
     again = train_sample(rgb, labels, pipe, np.random.default_rng(3))
     assert torch.equal(x, again[0]) and torch.equal(y, again[1])
-    small = SegPipeline(crop=512, base_scale=(256, 128), ratio_range=(1.0, 1.0))  # image smaller than the crop
+    small = SegPipeline(
+        crop=512, base_scale=(256, 128), ratio_range=(1.0, 1.0)
+    )  # image smaller than the crop
     x, y = train_sample(rgb, labels, small, np.random.default_rng(0))
     assert x.shape == (3, 512, 512) and (y[170:, :] == IGNORE).all() and (x[:, 170:, :] == 0).all()
 

@@ -16,7 +16,9 @@ def test_pyramid_takes_blocks_4_6_8_12_at_strides_4_8_16_32():
     maps = MultiScaleViT(backbone).eval()(torch.randn(2, 3, 64, 96))
     assert [tuple(m.shape[-2:]) for m in maps] == [(16, 24), (8, 12), (4, 6), (2, 3)]
     # The stride-16 level is block 8's output itself.
-    direct = backbone.vit.forward_intermediates(torch.randn(1, 3, 32, 32), indices=[7], intermediates_only=True)
+    direct = backbone.vit.forward_intermediates(
+        torch.randn(1, 3, 32, 32), indices=[7], intermediates_only=True
+    )
     assert direct[0].shape == (1, backbone.embed_dim, 2, 2)
 
 

@@ -12,12 +12,16 @@ from wtpipe.finetune.seg_metrics import IGNORE, confusion, scores
 
 def test_confusion_and_scores_match_a_hand_computed_matrix():
     truth = torch.tensor([[0, 0, 1, 1], [2, 2, IGNORE, 0]])
-    predicted = torch.tensor([[0, 1, 1, 1], [2, 0, 3, 0]])  # the ignored pixel's prediction does not count
+    predicted = torch.tensor(
+        [[0, 1, 1, 1], [2, 0, 3, 0]]
+    )  # the ignored pixel's prediction does not count
     matrix = confusion(predicted, truth, num_classes=4)
-    assert matrix.tolist() == [[2, 1, 0, 0],   # truth 0: three pixels, one taken for 1
-                               [0, 2, 0, 0],
-                               [1, 0, 1, 0],   # truth 2: one right, one taken for 0
-                               [0, 0, 0, 0]]   # class 3 never occurs, nor is it predicted
+    assert matrix.tolist() == [
+        [2, 1, 0, 0],  # truth 0: three pixels, one taken for 1
+        [0, 2, 0, 0],
+        [1, 0, 1, 0],  # truth 2: one right, one taken for 0
+        [0, 0, 0, 0],
+    ]  # class 3 never occurs, nor is it predicted
     result = scores(matrix)
     # IoU = TP / (TP + FP + FN): 0: 2/(2+1+1), 1: 2/(2+1+0), 2: 1/(1+0+1); class 3 has none.
     assert result["IoU"][:3] == pytest.approx([50.0, 200 / 3, 50.0])
@@ -38,6 +42,10 @@ def test_per_class_iou_equals_torchmetrics_on_random_maps():
     truth = torch.randint(0, 6, (3, 40, 50), generator=generator)
     truth[truth == 5] = IGNORE
     predicted = torch.randint(0, 5, (3, 40, 50), generator=generator)
-    metric = torchmetrics.classification.MulticlassJaccardIndex(num_classes=5, average="none", ignore_index=IGNORE)
+    metric = torchmetrics.classification.MulticlassJaccardIndex(
+        num_classes=5, average="none", ignore_index=IGNORE
+    )
     expected = 100 * metric(predicted, truth)
-    assert torch.tensor(scores(confusion(predicted, truth, 5))["IoU"]) == pytest.approx(expected.double(), abs=1e-4)
+    assert torch.tensor(scores(confusion(predicted, truth, 5))["IoU"]) == pytest.approx(
+        expected.double(), abs=1e-4
+    )

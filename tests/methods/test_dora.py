@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from wtpipe.methods.dora import DoRALoss
+from wtpipe.losses.dora import DoRALoss
 
 K_OBJ, T, L, B, DIM = 3, 8, 4, 2, 16
 
 
 def inputs(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(K_OBJ, T, B, DIM, generator=g), torch.randn(T, L, B, DIM, generator=g),
-            torch.randn(T, B, DIM, generator=g))
+    return (
+        torch.randn(K_OBJ, T, B, DIM, generator=g),
+        torch.randn(T, L, B, DIM, generator=g),
+        torch.randn(T, B, DIM, generator=g),
+    )
 
 
 def h(p: np.ndarray, s: np.ndarray) -> float:
@@ -58,12 +61,16 @@ def test_the_modes_differ_exactly_in_the_first_local_crop_and_object_weights():
     changed[:, 0] = 3 * torch.randn_like(changed[:, 0])  # a different first local crop
     faithful = DoRALoss(DIM, faithful=True)
     assert faithful(masked, changed, teacher, 0).item() == pytest.approx(
-        DoRALoss(DIM, faithful=True)(masked, local, teacher, 0).item(), rel=1e-6)
+        DoRALoss(DIM, faithful=True)(masked, local, teacher, 0).item(), rel=1e-6
+    )
     assert DoRALoss(DIM)(masked, changed, teacher, 0).item() != pytest.approx(
-        DoRALoss(DIM)(masked, local, teacher, 0).item(), rel=1e-3)
+        DoRALoss(DIM)(masked, local, teacher, 0).item(), rel=1e-3
+    )
     same = masked[:1].expand(K_OBJ, -1, -1, -1)  # identical objects and identical local crops:
     same_local = local[:, :1].expand(-1, L, -1, -1)  # only the object weights still differ
-    ratio = DoRALoss(DIM, faithful=True)(same, same_local, teacher, 0) / DoRALoss(DIM)(same, same_local, teacher, 0)
+    ratio = DoRALoss(DIM, faithful=True)(same, same_local, teacher, 0) / DoRALoss(DIM)(
+        same, same_local, teacher, 0
+    )
     assert ratio.item() == pytest.approx((3 + 2 / T + 1 / T**2) / 3, rel=1e-5)
 
 

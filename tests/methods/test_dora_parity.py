@@ -34,17 +34,31 @@ SIZE, PATCH = 224, 16
 def real_clips() -> torch.Tensor:
     """(2, 4, 3, 224, 224): frames 100-112 and 500-512 (every 4th) of the campus clip, centre
     square, normalised as the training views are."""
-    wanted = {100: (0, 0), 104: (0, 1), 108: (0, 2), 112: (0, 3), 500: (1, 0), 504: (1, 1), 508: (1, 2), 512: (1, 3)}
+    wanted = {
+        100: (0, 0),
+        104: (0, 1),
+        108: (0, 2),
+        112: (0, 3),
+        500: (1, 0),
+        504: (1, 1),
+        508: (1, 2),
+        512: (1, 3),
+    }
     clips = torch.zeros(2, 4, 3, SIZE, SIZE)
     with av.open(CLIP) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
+                rgb = (
+                    torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float()
+                    / 255
+                )
                 side = min(rgb.shape[1:])
                 top, left = (rgb.shape[1] - side) // 2, (rgb.shape[2] - side) // 2
-                square = rgb[:, top:top + side, left:left + side][None]
+                square = rgb[:, top : top + side, left : left + side][None]
                 view = F.interpolate(square, size=(SIZE, SIZE), mode="bilinear", antialias=True)[0]
-                clips[wanted[i]] = (view - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+                clips[wanted[i]] = (view - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[
+                    :, None, None
+                ]
             if i >= max(wanted):
                 break
     return clips
@@ -72,9 +86,11 @@ def textbook_last_block(vit: torch.nn.Module, images: torch.Tensor) -> dict[str,
     return {"attn": attn, "q": q, "k": k, "patches": tokens.numpy()[:, 1:]}
 
 
-def official_mot(last: dict[str, np.ndarray], clips: int, frames: int, heads: list[int],
-                 batch_wide: bool) -> dict[str, np.ndarray]:
+def official_mot(
+    last: dict[str, np.ndarray], clips: int, frames: int, heads: list[int], batch_wide: bool
+) -> dict[str, np.ndarray]:
     """The official MOT equations on the textbook tensors (frames ordered clip-major)."""
+
     def per_frame(x: np.ndarray) -> np.ndarray:
         return x.reshape(clips, frames, *x.shape[1:])
 
@@ -86,23 +102,47 @@ def official_mot(last: dict[str, np.ndarray], clips: int, frames: int, heads: li
     features = patches[:, 0] / np.linalg.norm(patches[:, 0], axis=-1, keepdims=True)
     assignment = probability_domain(features @ prototypes.transpose(0, 2, 1), 0.05, 30)  # (B, n, k)
     refined = assignment.transpose(0, 2, 1) @ features  # (B, k, D)
-    keys = k[:, :, :, 1:].transpose(0, 1, 3, 2, 4).reshape(clips, frames, k.shape[3] - 1, -1)  # (B, T, n, D)
+    keys = (
+        k[:, :, :, 1:].transpose(0, 1, 3, 2, 4).reshape(clips, frames, k.shape[3] - 1, -1)
+    )  # (B, T, n, D)
     logits = np.einsum("bkd,btnd->btkn", refined, keys) * refined.shape[-1] ** -0.5
     maps = np.exp(logits - logits.max(-1, keepdims=True))
     maps /= maps.sum(-1, keepdims=True)
     normed = maps / np.linalg.norm(maps, axis=-1, keepdims=True)
-    threshold = normed.mean(axis=(0, 3), keepdims=True) if batch_wide else normed.mean(axis=-1, keepdims=True)
+    threshold = (
+        normed.mean(axis=(0, 3), keepdims=True)
+        if batch_wide
+        else normed.mean(axis=-1, keepdims=True)
+    )
     masks = normed > threshold
     grid = SIZE // PATCH
-    pixels = masks.reshape(*masks.shape[:3], grid, grid).repeat(PATCH, axis=-2).repeat(PATCH, axis=-1)
-    return {"cls_attn": cls_attn, "prototypes": prototypes, "refined": refined, "maps": maps, "masks": masks,
-            "pixels": pixels, "normed": normed, "threshold": threshold}
+    pixels = (
+        masks.reshape(*masks.shape[:3], grid, grid).repeat(PATCH, axis=-2).repeat(PATCH, axis=-1)
+    )
+    return {
+        "cls_attn": cls_attn,
+        "prototypes": prototypes,
+        "refined": refined,
+        "maps": maps,
+        "masks": masks,
+        "pixels": pixels,
+        "normed": normed,
+        "threshold": threshold,
+    }
 
 
 @pytest.fixture(scope="module")
 def setup():
-    config = load_config(TrainConfig, None, ["model.arch=vit_small_patch16_224", "model.out_dim=256",
-                                             "method.name=dora", "data.clip_frames=4"])
+    config = load_config(
+        TrainConfig,
+        None,
+        [
+            "model.arch=vit_small_patch16_224",
+            "model.out_dim=256",
+            "method.name=dora",
+            "data.clip_frames=4",
+        ],
+    )
     clips = real_clips()
     methods = {}
     for faithful in (False, True):
@@ -119,7 +159,9 @@ def test_every_intermediate_matches_the_official_computation(setup, faithful):
     found = methods[faithful].masks(clips, heads=torch.tensor(HEADS))
     ref = official_mot(last, 2, 4, HEADS, batch_wide=faithful)
     tracks = found.tracks
-    np.testing.assert_allclose(found.attention.flatten(2).numpy(), ref["cls_attn"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        found.attention.flatten(2).numpy(), ref["cls_attn"], rtol=1e-5, atol=1e-7
+    )
     np.testing.assert_allclose(tracks.prototypes.numpy(), ref["prototypes"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tracks.refined.numpy(), ref["refined"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tracks.maps.numpy(), ref["maps"], rtol=1e-5, atol=1e-7)
@@ -136,7 +178,9 @@ def test_the_modes_differ_only_in_the_threshold(setup):
     methods, clips, _ = setup
     default, faithful = (methods[f].masks(clips, heads=torch.tensor(HEADS)) for f in (False, True))
     assert torch.equal(default.tracks.maps, faithful.tracks.maps)
-    assert not torch.equal(default.tracks.masks, faithful.tracks.masks)  # the batch mean mixes the clips
+    assert not torch.equal(
+        default.tracks.masks, faithful.tracks.masks
+    )  # the batch mean mixes the clips
 
 
 def test_prototype_scales_are_the_official_ones(setup):
@@ -164,6 +208,11 @@ def test_tracked_maps_are_peaked_not_flat(setup):
     unit = F.normalize(torch.from_numpy(ref["prototypes"]), dim=-1)
     plan = torch.from_numpy(probability_domain((features @ unit.transpose(1, 2)).numpy(), 0.05, 30))
     old = (plan / plan.sum(dim=1, keepdim=True)).transpose(1, 2) @ features  # weighted means
-    keys = torch.from_numpy(last["k"][:, :, 1:]).transpose(1, 2).flatten(2).reshape(2, 4, maps.shape[-1], -1)
+    keys = (
+        torch.from_numpy(last["k"][:, :, 1:])
+        .transpose(1, 2)
+        .flatten(2)
+        .reshape(2, 4, maps.shape[-1], -1)
+    )
     old_maps = (torch.einsum("bkd,btnd->btkn", old, keys) * old.shape[-1] ** -0.5).softmax(-1)
     assert (old_maps.max(dim=-1).values / uniform).max() < 1.2

@@ -12,7 +12,11 @@ def test_shapes_and_layers():
     head = DINOHead(384, out_dim=1000)
     assert head(torch.randn(3, 384)).shape == (3, 1000)
     linears = [m for m in head.mlp if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(384, 2048), (2048, 2048), (2048, 256)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (384, 2048),
+        (2048, 2048),
+        (2048, 256),
+    ]
 
 
 def test_output_is_a_cosine_to_unit_prototypes_when_the_last_layer_is_normalised():
@@ -22,4 +26,6 @@ def test_output_is_a_cosine_to_unit_prototypes_when_the_last_layer_is_normalised
     prototypes = F.normalize(head.last_layer.parametrizations.weight.original1, dim=-1)
     assert torch.allclose(head(x), bottleneck @ prototypes.T, atol=1e-6)
     assert not head.last_layer.parametrizations.weight.original0.requires_grad
-    assert DINOHead(16, out_dim=10, norm_last_layer=False).last_layer.parametrizations.weight.original0.requires_grad
+    assert DINOHead(
+        16, out_dim=10, norm_last_layer=False
+    ).last_layer.parametrizations.weight.original0.requires_grad

@@ -86,7 +86,9 @@ def test_dino_position_embedding_interpolation_equals_an_independent_computation
     pos = model.vit.pos_embed.detach()
     grid = pos[0, 1:].reshape(14, 14, -1).double().numpy()
     rows = dino_resize_1d(grid, 6, 6.1 / 14)
-    expected = dino_resize_1d(rows.transpose(1, 0, 2), 6, 6.1 / 14).transpose(1, 0, 2).reshape(36, -1)
+    expected = (
+        dino_resize_1d(rows.transpose(1, 0, 2), 6, 6.1 / 14).transpose(1, 0, 2).reshape(36, -1)
+    )
     got = resample_pos_embed_dino(pos, (6, 6))
     np.testing.assert_allclose(got[0, 1:].numpy(), expected, atol=1e-6)
     assert torch.equal(got[0, 0], pos[0, 0]) and resample_pos_embed_dino(pos, (14, 14)) is pos
@@ -94,7 +96,11 @@ def test_dino_position_embedding_interpolation_equals_an_independent_computation
     vit = model.vit
     with torch.no_grad():
         tokens = torch.cat([vit.cls_token.expand(2, -1, -1), vit.patch_embed(x).flatten(1, 2)], 1)
-        tokens = vit.norm(vit.blocks(tokens + torch.cat([pos[:, :1], torch.from_numpy(expected)[None].float()], 1)))
+        tokens = vit.norm(
+            vit.blocks(
+                tokens + torch.cat([pos[:, :1], torch.from_numpy(expected)[None].float()], 1)
+            )
+        )
         assert torch.allclose(model(x), tokens[:, 0], atol=1e-5)
         timm_model = ViTBackbone("vit_tiny_patch16_224", pos_interpolation="timm")
         timm_model.load_state_dict(model.state_dict())

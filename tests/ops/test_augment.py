@@ -10,7 +10,14 @@ import torch
 from torchvision.transforms import v2 as T
 from torchvision.transforms.v2 import functional as TF
 
-from wtpipe.data.transforms import ClipViews, MultiCrop, MultiCropSpec, PlannedClips, PlannedCrops, plan
+from wtpipe.data.transforms import (
+    ClipViews,
+    MultiCrop,
+    MultiCropSpec,
+    PlannedClips,
+    PlannedCrops,
+    plan,
+)
 from wtpipe.ops import augment
 
 ASSET = "wtpipe/assets/vtest.mp4"
@@ -23,7 +30,9 @@ def frames() -> list[torch.Tensor]:
     with av.open(ASSET) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i % 10 == 0:
-                out.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).contiguous())
+                out.append(
+                    torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).contiguous()
+                )
             if len(out) == 8:
                 return out
     return out
@@ -31,18 +40,28 @@ def frames() -> list[torch.Tensor]:
 
 def crops_of(frames: list[torch.Tensor]) -> torch.Tensor:
     """Six 96-px crops with people, road and grass: saturated and grey pixels for the colour kernels."""
-    return torch.stack([TF.resized_crop(f, 150 + 20 * i, 40 * i, 200, 260, [96, 96], antialias=True)
-                        for i, f in enumerate(frames[:6])])
+    return torch.stack(
+        [
+            TF.resized_crop(f, 150 + 20 * i, 40 * i, 200, 260, [96, 96], antialias=True)
+            for i, f in enumerate(frames[:6])
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", ["brightness", "contrast", "saturation", "hue"])
 def test_each_jitter_kernel_equals_torchvision_per_view(frames, name):
     x = crops_of(frames)
-    factors = torch.tensor([-0.1, -0.05, 0.0, 0.03, 0.07, 0.1] if name == "hue" else
-                           [0.6, 0.8, 0.98556703, 1.0, 1.2558242, 1.4], dtype=torch.float64)
+    factors = torch.tensor(
+        [-0.1, -0.05, 0.0, 0.03, 0.07, 0.1]
+        if name == "hue"
+        else [0.6, 0.8, 0.98556703, 1.0, 1.2558242, 1.4],
+        dtype=torch.float64,
+    )
     ours = getattr(augment, name)(x, factors)
     reference = getattr(TF, f"adjust_{name}")
-    theirs = torch.stack([reference(x[i], **{f"{name}_factor": float(f)}) for i, f in enumerate(factors)])
+    theirs = torch.stack(
+        [reference(x[i], **{f"{name}_factor": float(f)}) for i, f in enumerate(factors)]
+    )
     assert ours.dtype == torch.uint8 and torch.equal(ours, theirs)
 
 
@@ -54,12 +73,16 @@ def test_grayscale_and_blur_equal_torchvision(frames):
     assert torch.equal(augment.blur(x, sigmas, 23), theirs)
 
 
-PAPER_DORA = MultiCropSpec(224, 112, 6, local_flip=False, bilinear=True, precrop=300)  # configs/dora_vits16_wt.yaml
+PAPER_DORA = MultiCropSpec(
+    224, 112, 6, local_flip=False, bilinear=True, precrop=300
+)  # configs/dora_vits16_wt.yaml
 
 
-@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=6), MultiCropSpec(local_crops=6, local_flip=False,
-                                                                                bilinear=True)],
-                         ids=["dino", "bilinear-unflipped-locals"])
+@pytest.mark.parametrize(
+    "spec",
+    [MultiCropSpec(local_crops=6), MultiCropSpec(local_crops=6, local_flip=False, bilinear=True)],
+    ids=["dino", "bilinear-unflipped-locals"],
+)
 def test_dino_views_from_the_device_equal_the_loaders(frames, spec):
     crops = MultiCrop(spec)
     rendered, planned = [], []
@@ -75,22 +98,35 @@ def test_dino_views_from_the_device_equal_the_loaders(frames, spec):
         assert torch.equal(a, b)
     params = PlannedCrops.cat(planned).params  # the seeds drew every branch somewhere
     for field in ("flip", "jitter", "gray", "blur", "solarize"):
-        assert 0 < (params[..., augment.F[field]] > 0).sum() < params.shape[0] * params.shape[1], field
-    assert (params[:, :2, augment.F["bilinear"]] == spec.bilinear).all() and not params[:, 2:, augment.F["bilinear"]].any()
+        assert 0 < (params[..., augment.F[field]] > 0).sum() < params.shape[0] * params.shape[1], (
+            field
+        )
+    assert (params[:, :2, augment.F["bilinear"]] == spec.bilinear).all() and not params[
+        :, 2:, augment.F["bilinear"]
+    ].any()
     assert params[:, 2:, augment.F["flip"]].any() == spec.local_flip
 
 
-@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=6), PAPER_DORA], ids=["default", "paper"])
+@pytest.mark.parametrize(
+    "spec", [MultiCropSpec(local_crops=6), PAPER_DORA], ids=["default", "paper"]
+)
 def test_dora_clip_views_from_the_device_equal_the_loaders(frames, spec):
     views = ClipViews(spec)
     rendered, planned = [], []
     for seed in range(3):
         torch.manual_seed(seed)
-        rendered.append(views(frames[seed:seed + 4]))
+        rendered.append(views(frames[seed : seed + 4]))
         torch.manual_seed(seed)
-        planned.append(ClipViews(spec, planned=True)(frames[seed:seed + 4]))
+        planned.append(ClipViews(spec, planned=True)(frames[seed : seed + 4]))
     globals_, locals_ = PlannedClips.cat(planned).render("cpu")
-    assert globals_.shape == (3, 4, 3, 224, 224) and locals_.shape == (3, 4, 6, 3, spec.local_size, spec.local_size)
+    assert globals_.shape == (3, 4, 3, 224, 224) and locals_.shape == (
+        3,
+        4,
+        6,
+        3,
+        spec.local_size,
+        spec.local_size,
+    )
     assert torch.equal(globals_, torch.stack([g for g, _ in rendered]))
     assert torch.equal(locals_, torch.stack([loc for _, loc in rendered]))
     batch = PlannedClips.cat(planned)
@@ -98,7 +134,9 @@ def test_dora_clip_views_from_the_device_equal_the_loaders(frames, spec):
     assert (rows[:, :, :6] == rows[:, :1, :6]).all()  # one crop and flip per clip, colour per frame
     assert not (rows[:, :, 11:15] == rows[:, :1, 11:15]).all()
     assert (batch.precrops[:, augment.F["size"]] == spec.precrop).all()
-    if spec.precrop:  # every global and local box lies inside the 300-px pre-crop, not the 640 x 480 frame
+    if (
+        spec.precrop
+    ):  # every global and local box lies inside the 300-px pre-crop, not the 640 x 480 frame
         for boxes in (rows, batch.locals_):
             bottom = boxes[..., augment.F["top"]] + boxes[..., augment.F["height"]]
             right = boxes[..., augment.F["left"]] + boxes[..., augment.F["width"]]

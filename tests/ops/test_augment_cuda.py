@@ -22,9 +22,14 @@ def in_255ths(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a.cpu() - b.cpu()) * STD).abs() * 255  # normalised views back to pixel units
 
 
-@pytest.mark.parametrize("spec", [MultiCropSpec(local_crops=4),
-                                  MultiCropSpec(224, 112, 4, local_flip=False, bilinear=True, precrop=300)],
-                         ids=["default", "paper"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        MultiCropSpec(local_crops=4),
+        MultiCropSpec(224, 112, 4, local_flip=False, bilinear=True, precrop=300),
+    ],
+    ids=["default", "paper"],
+)
 def test_dora_views_rendered_on_the_gpu_match_the_loader(train_shards, spec):
     from wtpipe.data.index import ShardIndex
     from wtpipe.data.loader import decode_frames

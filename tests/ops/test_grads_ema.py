@@ -12,7 +12,7 @@ from wtpipe.ops.grads import clip_per_parameter, decay_groups, drop_last_layer_g
 
 def test_each_parameter_is_clipped_on_its_own():
     model = nn.Linear(4, 3)
-    model.weight.grad = torch.full((3, 4), 10.0)   # norm 34.6: clipped to 3
+    model.weight.grad = torch.full((3, 4), 10.0)  # norm 34.6: clipped to 3
     model.bias.grad = torch.tensor([0.1, 0.2, 0.2])  # norm 0.3: untouched
     norms = clip_per_parameter(model, 3.0)
     assert abs(norms[0].item() - 34.641) < 1e-3

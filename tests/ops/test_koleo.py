@@ -22,7 +22,10 @@ def features() -> torch.Tensor:
     with av.open(ASSET) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i % 15 == 0:
-                image = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
+                image = (
+                    torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float()
+                    / 255
+                )
                 images.append(TF.resize(image, [64, 64], antialias=True))
             if len(images) == 12:
                 break
@@ -53,14 +56,18 @@ def test_koleo_matches_dinov2_item_by_item(features):
     # rows 12, 13 copy rows 0, 1: each copy's neighbour is its twin, at distance ~0 (the log is large)
     assert got[0] == 12 and got[12] == 0 and got[1] == 13
     np.testing.assert_array_equal(got.numpy(), nearest)
-    np.testing.assert_allclose((x - x[got] + 1e-8).norm(dim=-1).numpy(), distances, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        (x - x[got] + 1e-8).norm(dim=-1).numpy(), distances, rtol=1e-4, atol=1e-6
+    )
     assert koleo_loss(features).item() == pytest.approx(loss, rel=1e-4)
 
 
 def test_koleo_falls_as_features_spread_and_its_gradient_spreads_them(features):
     distinct = features[:12].clone().requires_grad_(True)
     spread_out = torch.randn(12, features.shape[1], generator=torch.Generator().manual_seed(0))
-    assert koleo_loss(spread_out) < koleo_loss(distinct)  # random directions are further apart than these frames
+    assert koleo_loss(spread_out) < koleo_loss(
+        distinct
+    )  # random directions are further apart than these frames
     koleo_loss(distinct).backward()
     with torch.no_grad():
         stepped = distinct - 0.1 * distinct.grad

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from wtpipe.ops.objects import binarise, cluster_heads, discover, refine, to_pixels, track, track_objects
+from wtpipe.ops.objects import (
+    binarise,
+    cluster_heads,
+    discover,
+    refine,
+    to_pixels,
+    track,
+    track_objects,
+)
 
 GRID = (6, 6)
 P, D = 36, 16
@@ -12,7 +20,7 @@ P, D = 36, 16
 
 def square(top: int, left: int, size: int = 2) -> torch.Tensor:
     mask = torch.zeros(GRID, dtype=torch.bool)
-    mask[top:top + size, left:left + size] = True
+    mask[top : top + size, left : left + size] = True
     return mask.flatten()
 
 
@@ -35,7 +43,7 @@ def test_a_planted_object_is_discovered_and_tracked_as_it_moves():
 
     def band(top: int) -> torch.Tensor:
         mask = torch.zeros(grid, dtype=torch.bool)
-        mask[top:top + 4] = True
+        mask[top : top + 4] = True
         return mask.flatten()
 
     tops = [0, 1, 2, 3, 4]
@@ -52,9 +60,16 @@ def test_a_planted_object_is_discovered_and_tracked_as_it_moves():
 
 def test_refinement_separates_heads_that_share_objects():
     torch.manual_seed(1)
-    parts = [torch.arange(P) < 12, (torch.arange(P) >= 12) & (torch.arange(P) < 24), torch.arange(P) >= 24]
+    parts = [
+        torch.arange(P) < 12,
+        (torch.arange(P) >= 12) & (torch.arange(P) < 24),
+        torch.arange(P) >= 24,
+    ]
     directions = torch.eye(D)[:3] * 3.0
-    features = sum(torch.where(part[:, None], direction, torch.zeros(D)) for part, direction in zip(parts, directions))
+    features = sum(
+        torch.where(part[:, None], direction, torch.zeros(D))
+        for part, direction in zip(parts, directions)
+    )
     features = (features + 0.05 * torch.randn(P, D))[None]
     cls_attn = torch.zeros(1, 3, P)
     for head, mix in enumerate([(0.6, 0.4, 0.0), (0.4, 0.6, 0.0), (0.0, 0.1, 0.9)]):

@@ -10,7 +10,9 @@ from wtpipe.ops.schedules import cosine, linear_warmup_then_constant
 
 def dino_cosine_array(base, final, epochs, niter_per_ep, warmup_epochs=0, start_warmup_value=0.0):
     warmup_iters = warmup_epochs * niter_per_ep
-    warmup = np.linspace(start_warmup_value, base, warmup_iters) if warmup_epochs > 0 else np.array([])
+    warmup = (
+        np.linspace(start_warmup_value, base, warmup_iters) if warmup_epochs > 0 else np.array([])
+    )
     iters = np.arange(epochs * niter_per_ep - warmup_iters)
     main = final + 0.5 * (base - final) * (1 + np.cos(np.pi * iters / len(iters)))
     return np.concatenate((warmup, main))
@@ -20,7 +22,10 @@ def dino_cosine_array(base, final, epochs, niter_per_ep, warmup_epochs=0, start_
 def test_cosine_equals_the_dino_array(base, final, warmup):
     epochs, per_epoch = 100, 7
     expected = dino_cosine_array(base, final, epochs, per_epoch, warmup)
-    got = [cosine(step, epochs * per_epoch, base, final, warmup * per_epoch) for step in range(epochs * per_epoch)]
+    got = [
+        cosine(step, epochs * per_epoch, base, final, warmup * per_epoch)
+        for step in range(epochs * per_epoch)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
@@ -29,7 +34,10 @@ def test_short_warmups_equal_the_dino_array(warmup_epochs, per_epoch):
     """A warm-up of one step is np.linspace(0, base, 1) = [0]: the first step trains at lr 0."""
     epochs = 5
     expected = dino_cosine_array(5e-4, 1e-6, epochs, per_epoch, warmup_epochs)
-    got = [cosine(s, epochs * per_epoch, 5e-4, 1e-6, warmup_epochs * per_epoch) for s in range(epochs * per_epoch)]
+    got = [
+        cosine(s, epochs * per_epoch, 5e-4, 1e-6, warmup_epochs * per_epoch)
+        for s in range(epochs * per_epoch)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
     assert got[0] == 0.0
 

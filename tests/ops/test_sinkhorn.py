@@ -11,8 +11,9 @@ import torch
 from wtpipe.ops.sinkhorn import sinkhorn
 
 
-def probability_domain(logits: np.ndarray, epsilon: float, iterations: int,
-                       samples_first: bool = False) -> np.ndarray:
+def probability_domain(
+    logits: np.ndarray, epsilon: float, iterations: int, samples_first: bool = False
+) -> np.ndarray:
     """The official iteration, re-derived in float64 numpy on (k, n) = prototypes x samples:
     exp of the max-shifted scores, total mass 1, then per iteration every prototype's row to 1/k
     and every sample's column to 1/n; finally columns scaled to sum to 1."""
@@ -51,7 +52,9 @@ def test_official_settings_stay_finite_where_the_probability_domain_breaks(scale
     plan = sinkhorn(logits)  # 30 iterations, eps 0.05
     assert torch.isfinite(plan).all()
     rows = plan.sum(dim=-1)
-    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5)  # the last update is over samples: exact
+    assert torch.allclose(
+        rows, torch.ones_like(rows), atol=1e-5
+    )  # the last update is over samples: exact
     naive = torch.exp(logits.float() / 0.05)
     assert not torch.isfinite(naive / naive.sum(dim=-1, keepdim=True)).all()
 

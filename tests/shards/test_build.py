@@ -32,12 +32,20 @@ def samples_by_video(out: str) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def codec_build(tmp_path_factory, sources):
-    from wtpipe import testmedia
+    from wtpipe.demo import media as testmedia
 
-    paths = [testmedia.derived(k) for k in CODEC_KINDS] + [sources["tree.avi"], sources["vtest.avi"]]
+    paths = [testmedia.derived(k) for k in CODEC_KINDS] + [
+        sources["tree.avi"],
+        sources["vtest.avi"],
+    ]
     out = str(tmp_path_factory.mktemp("codecs") / "shards")
-    report = ShardBuilder(paths, out, BuildSettings(fps="5", short_side=192, segment_seconds=2, min_shards=4,
-                                                     unit_seconds=0.5), workers=2, progress=False).run()
+    report = ShardBuilder(
+        paths,
+        out,
+        BuildSettings(fps="5", short_side=192, segment_seconds=2, min_shards=4, unit_seconds=0.5),
+        workers=2,
+        progress=False,
+    ).run()
     return paths, out, report
 
 
@@ -59,7 +67,10 @@ def test_samples_are_segments_of_consecutive_frames(codec_build):
             frames = sample.frames()
             assert len(frames) == sample.meta["frames"] == len(sample.meta["pts"]) <= 10
             assert sample.meta["pts"] == sorted(sample.meta["pts"])
-            assert frames[0].shape[:2] == (sample.meta["stored"]["height"], sample.meta["stored"]["width"])
+            assert frames[0].shape[:2] == (
+                sample.meta["stored"]["height"],
+                sample.meta["stored"]["width"],
+            )
             assert min(frames[0].shape[:2]) <= 192 and "." not in sample.key
 
 
@@ -92,8 +103,9 @@ def test_webdataset_reads_the_shards(codec_build):
 
 def test_rebuild_is_byte_identical_whatever_the_worker_count(codec_build, build):
     paths, out, _ = codec_build
-    _, again = build(paths, workers=1, fps="5", short_side=192, segment_seconds=2, min_shards=4,
-                     unit_seconds=30)
+    _, again = build(
+        paths, workers=1, fps="5", short_side=192, segment_seconds=2, min_shards=4, unit_seconds=30
+    )
     names = shard_names(out)
     assert names == shard_names(again)
     for name in [*names, "manifest.json"]:
@@ -127,7 +139,9 @@ def test_dead_footage_is_left_out_and_reported(build, media):
     video = load_manifest(out)["videos"][0]
     reasons = {d["reason"]: (d["start_s"], d["end_s"]) for d in video["dead"]}
     assert reasons["blank"] == pytest.approx((8.0, 16.0), abs=0.6)
-    assert reasons["frozen"][0] == pytest.approx(24.0, abs=1.6) and reasons["frozen"][1] == pytest.approx(32.0, abs=0.6)
+    assert reasons["frozen"][0] == pytest.approx(24.0, abs=1.6) and reasons["frozen"][
+        1
+    ] == pytest.approx(32.0, abs=0.6)
     times = [t for s in samples_by_video(out)["vtest-dead"] for t in s.meta["pts"]]
     assert not [t for t in times if 8.5 < t < 15.5 or 25.5 < t < 31.5]
     assert len(times) == video["frames_stored"] < 72
@@ -143,8 +157,9 @@ def test_changed_settings_are_refused_then_overwrite_rebuilds(build, sources):
     _, out = build([sources["bikes.mp4"]], fps="2")
     with pytest.raises(BuildError, match=r"other settings \(fps: 2 -> 3\)"):
         build([sources["bikes.mp4"]], out=out, fps="3")
-    report = ShardBuilder([sources["bikes.mp4"]], out, BuildSettings(fps="3"), overwrite=True,
-                          progress=False).run()
+    report = ShardBuilder(
+        [sources["bikes.mp4"]], out, BuildSettings(fps="3"), overwrite=True, progress=False
+    ).run()
     assert report.manifest["totals"]["frames"] == 30
 
 
@@ -209,11 +224,13 @@ def test_units_that_fail_are_reported_then_retried_on_rerun(build, media, source
     video = str(tmp_path / "walk.mp4")
     shutil.copy(media("short_gop"), video)
     settings = BuildSettings(fps="2", unit_seconds=5)
-    _, reference = build([video, sources["bikes.mp4"]], out=str(tmp_path / "ref"), fps="2", unit_seconds=5)
+    _, reference = build(
+        [video, sources["bikes.mp4"]], out=str(tmp_path / "ref"), fps="2", unit_seconds=5
+    )
 
     out = str(tmp_path / "out")
     builder = ShardBuilder([video, sources["bikes.mp4"]], out, settings, workers=1, progress=False)
-    builder._prepare_out()
+    builder.dir.prepare()
     with cf.ThreadPoolExecutor(1) as pool:
         builder._plan(pool)  # the plan is on disk, as after a kill
     os.rename(video, video + ".away")
@@ -225,7 +242,10 @@ def test_units_that_fail_are_reported_then_retried_on_rerun(build, media, source
     report = ShardBuilder([video, sources["bikes.mp4"]], out, settings, progress=False).run()
     assert report.problems == []
     for name in [*shard_names(reference), "manifest.json"]:
-        assert open(os.path.join(out, name), "rb").read() == open(os.path.join(reference, name), "rb").read()
+        assert (
+            open(os.path.join(out, name), "rb").read()
+            == open(os.path.join(reference, name), "rb").read()
+        )
 
 
 def test_a_short_video_still_gives_every_worker_a_unit():

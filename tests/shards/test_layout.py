@@ -20,7 +20,12 @@ def test_segments_are_cut_at_length_dead_footage_and_gaps():
     dead[5:8] = [True] * 3
     segments = cut_segments("walk", frames, dead, grid_index, segment_frames=8, period=0.25)
     assert [len(s.frames) for s in segments] == [5, 8, 4, 6]
-    assert [s.key for s in segments] == ["walk_00000000", "walk_00000008", "walk_00000016", "walk_00000040"]
+    assert [s.key for s in segments] == [
+        "walk_00000000",
+        "walk_00000008",
+        "walk_00000016",
+        "walk_00000040",
+    ]
     assert sum(len(s.frames) for s in segments) == len(frames) - 3
 
 

@@ -21,7 +21,9 @@ def test_totals_add_up(media):
     frames = tuple(FrameRef("x.tar", 0, 1000, i, i / 2) for i in range(10))
     segments = [Segment("v", "v_00000000", frames[:6]), Segment("v", "v_00000006", frames[6:])]
     video = video_entry("v", info, settings, segments, [DeadRange(10.0, 16.0, "blank")], 300, 30.0)
-    shards = [{"name": "shard-000000.tar", "samples": 2, "frames": 10, "bytes": 20480, "sha256": "0" * 64}]
+    shards = [
+        {"name": "shard-000000.tar", "samples": 2, "frames": 10, "bytes": 20480, "sha256": "0" * 64}
+    ]
     manifest = build_manifest(settings, [info.path], shards, [video], [])
     totals = manifest["totals"]
     assert video["frames_stored"] == 10 and video["segments"] == 2 and video["dead_s"] == 6.0

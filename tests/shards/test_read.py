@@ -22,8 +22,14 @@ def write(path: str, members: list[tuple[str, bytes]]) -> None:
 def test_samples_group_their_frames_in_order(tmp_path):
     frames = [np.full((8, 8, 3), v, dtype=np.uint8) for v in (10, 200)]
     meta = json.dumps({"frames": 2, "pts": [0.0, 0.25]}).encode()
-    write(str(tmp_path / "s.tar"), [("k_1.json", meta), ("k_1.000000.jpg", encode_jpeg(frames[0], 95)),
-                                    ("k_1.000001.jpg", encode_jpeg(frames[1], 95))])
+    write(
+        str(tmp_path / "s.tar"),
+        [
+            ("k_1.json", meta),
+            ("k_1.000000.jpg", encode_jpeg(frames[0], 95)),
+            ("k_1.000001.jpg", encode_jpeg(frames[1], 95)),
+        ],
+    )
     (sample,) = iter_samples(str(tmp_path / "s.tar"))
     decoded = sample.frames()
     assert sample.key == "k_1" and sample.meta["frames"] == 2

@@ -15,9 +15,26 @@ from ..conftest import shard_names
 
 
 def command(inputs: list[str], out: str) -> list[str]:
-    return [sys.executable, "-m", "wtpipe.cli.shards", "build", *inputs, "--out", out, "--quiet",
-            "--fps", "4", "--unit-seconds", "2", "--segment-seconds", "4", "--min-shards", "3",
-            "--workers", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "wtpipe.cli.shards",
+        "build",
+        *inputs,
+        "--out",
+        out,
+        "--quiet",
+        "--fps",
+        "4",
+        "--unit-seconds",
+        "2",
+        "--segment-seconds",
+        "4",
+        "--min-shards",
+        "3",
+        "--workers",
+        "2",
+    ]
 
 
 def run_to_end(cmd: list[str]) -> float:
@@ -29,8 +46,9 @@ def run_to_end(cmd: list[str]) -> float:
 
 def run_and_kill(cmd: list[str], after: float) -> None:
     """Start the build in its own process group and SIGKILL the whole group after ``after`` s."""
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         process.wait(timeout=after)
     except subprocess.TimeoutExpired:
@@ -94,13 +112,24 @@ def worker_pids(parent: int) -> list[int]:
 def test_a_killed_worker_stops_the_build_clearly_and_a_rerun_finishes(reference, tmp_path):
     inputs, expected, seconds = reference
     out = str(tmp_path / "shards")
-    process = subprocess.Popen(command(inputs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command(inputs, out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
-    while os.path.exists(os.path.join(out, ".work", "plan.json")) is False and time.monotonic() < deadline:
+    while (
+        os.path.exists(os.path.join(out, ".work", "plan.json")) is False
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
-    victims = [pid for pid in worker_pids(process.pid)
-               if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+    victims = [
+        pid
+        for pid in worker_pids(process.pid)
+        if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()
+    ]
     assert victims, "the build has worker processes while it stages units"
     os.kill(victims[0], signal.SIGKILL)  # the OOM killer's way
     _, stderr = process.communicate(timeout=60)

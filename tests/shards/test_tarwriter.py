@@ -7,7 +7,8 @@ import tarfile
 
 import pytest
 
-from wtpipe.shards.tarwriter import AtomicTarWriter, remove_stale_temps
+from wtpipe.atomic import remove_stale_temps
+from wtpipe.shards.tarwriter import AtomicTarWriter
 
 
 def write(path: str, members: dict[str, bytes]) -> tuple[str, int, list[int]]:
@@ -31,7 +32,7 @@ def test_offsets_point_at_member_data(tmp_path):
     raw = (tmp_path / "s.tar").read_bytes()
     assert size == len(raw)
     for data, offset in zip(members.values(), offsets):
-        assert raw[offset:offset + len(data)] == data
+        assert raw[offset : offset + len(data)] == data
     with tarfile.open(tmp_path / "s.tar") as tar:
         info = tar.getmember("k.000000.jpg")
         assert info.mtime == 0 and info.uid == 0 and info.uname == ""

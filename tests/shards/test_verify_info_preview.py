@@ -24,8 +24,12 @@ def built(tmp_path_factory, sources):
     from wtpipe.shards.settings import BuildSettings
 
     out = str(tmp_path_factory.mktemp("v") / "shards")
-    ShardBuilder([sources["bikes.mp4"], sources["vtest.avi"]], out, BuildSettings(fps="2", min_shards=3),
-                 progress=False).run()
+    ShardBuilder(
+        [sources["bikes.mp4"], sources["vtest.avi"]],
+        out,
+        BuildSettings(fps="2", min_shards=3),
+        progress=False,
+    ).run()
     return out
 
 

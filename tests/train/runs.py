@@ -13,18 +13,38 @@ import time
 
 import torch
 
-from wtpipe import rundir
-from wtpipe.train import checkpoint
+from wtpipe.engine import checkpoint, rundir
 
-TINY = ["model.arch=vit_tiny_patch16_224", "model.out_dim=64", "model.hidden_dim=64", "model.bottleneck_dim=32",
-        "data.global_size=32", "data.local_size=16", "data.local_crops=1", "data.batch_size=4",
-        "data.num_workers=0", "optim.epochs=3", "optim.steps_per_epoch=4", "optim.warmup_epochs=1",
-        "run.checkpoint_every=2", "run.log_every=2", "run.keep_last=2"]
+TINY = [
+    "model.arch=vit_tiny_patch16_224",
+    "model.out_dim=64",
+    "model.hidden_dim=64",
+    "model.bottleneck_dim=32",
+    "data.global_size=32",
+    "data.local_size=16",
+    "data.local_crops=1",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "optim.epochs=3",
+    "optim.steps_per_epoch=4",
+    "optim.warmup_epochs=1",
+    "run.checkpoint_every=2",
+    "run.log_every=2",
+    "run.keep_last=2",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same threads in every run: the same float sums
 
 
 def train_cmd(shards: str, out: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "wtpipe.cli.train",
+        f"data.shards={shards}",
+        f"run.output_dir={out}",
+        *TINY,
+        *extra,
+    ]
 
 
 def free_port() -> int:
@@ -37,12 +57,22 @@ def free_port() -> int:
 
 def torchrun(module: str, *args: str) -> list[str]:
     """``torchrun --nproc_per_node=2 -m MODULE ARGS...`` on a free port."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-            "-m", module, *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        module,
+        *args,
+    ]
 
 
 def ddp_cmd(shards: str, out: str, *extra: str) -> list[str]:
-    return torchrun("wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra)
+    return torchrun(
+        "wtpipe.cli.train", f"data.shards={shards}", f"run.output_dir={out}", *TINY, *extra
+    )
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -89,8 +119,14 @@ def wait_gone(pids: set[int], timeout: float = 60) -> set[int]:
 
 def start(cmd: list[str]) -> subprocess.Popen:
     """A run in a session of its own, as a shell job: its process group is what Ctrl-C reaches."""
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+    )
 
 
 def wait_for(process: subprocess.Popen, path: str, timeout: float = 120) -> None:
@@ -124,7 +160,9 @@ def assert_bit_identical(a: dict, b: dict) -> None:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
     for key, value in a["optimizer"]["state"].items():
         for name, tensor in value.items():
-            assert torch.equal(tensor, b["optimizer"]["state"][key][name]), f"optimizer {key}.{name}"
+            assert torch.equal(tensor, b["optimizer"]["state"][key][name]), (
+                f"optimizer {key}.{name}"
+            )
 
 
 def logged_steps(out: str) -> list[int]:

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from wtpipe.testmedia import source_frames
+from wtpipe.demo.media import source_frames
 from wtpipe.video.clipcodec import decode_clip, encode_h264
 
 

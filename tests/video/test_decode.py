@@ -15,7 +15,9 @@ from wtpipe.video.units import plan_units
 from ..conftest import reference_grid_times
 
 
-def decode_all(path: str, unit_seconds: float, fps: Fraction, backend: str = "pyav", short_side: int = 160):
+def decode_all(
+    path: str, unit_seconds: float, fps: Fraction, backend: str = "pyav", short_side: int = 160
+):
     info = probe(path)
     out = []
     for unit in plan_units(info, "v", unit_seconds):
@@ -27,7 +29,9 @@ def decode_all(path: str, unit_seconds: float, fps: Fraction, backend: str = "py
 def test_kept_frames_match_an_independent_decode(media, kind):
     path = media(kind)
     info, frames = decode_all(path, unit_seconds=0.5, fps=Fraction(3))
-    assert [round(info.seconds(p), 6) for p, _ in frames] == pytest.approx(reference_grid_times(path, Fraction(3)))
+    assert [round(info.seconds(p), 6) for p, _ in frames] == pytest.approx(
+        reference_grid_times(path, Fraction(3))
+    )
 
 
 def test_any_split_gives_the_same_frames(media):
@@ -84,7 +88,10 @@ def test_decord_backend_refuses_codecs_it_cannot_read(media):
 def test_corrupt_packets_are_counted_and_skipped(media):
     info = probe(media("corrupt_middle"))
     stats = DecodeStats()
-    frames = [f for u in plan_units(info, "v", 1000)
-              for f in decode_unit(info, u, 160, Fraction(2), 1, "pyav", stats)]
+    frames = [
+        f
+        for u in plan_units(info, "v", 1000)
+        for f in decode_unit(info, u, 160, Fraction(2), 1, "pyav", stats)
+    ]
     assert stats.decode_errors > 0 and "decode error near" in stats.first_error
     assert len(frames) > 60  # the rest of the 36 s video is still there

@@ -23,7 +23,9 @@ def select(pts: list[int], tb: Fraction, fps: Fraction, cuts: tuple[int, ...] = 
     bounds = [pts[0], *cuts, None]
     out: list[int] = []
     for start, end in zip(bounds, bounds[1:]):
-        out.extend(p for p, keep in grid.select(pts, start, end) if keep and (not out or p > out[-1]))
+        out.extend(
+            p for p, keep in grid.select(pts, start, end) if keep and (not out or p > out[-1])
+        )
     return out
 
 

@@ -7,14 +7,17 @@ import pytest
 from wtpipe.video.probe import ProbeError, probe
 
 
-@pytest.mark.parametrize("kind, codec, size", [
-    ("h264_4k", "h264", (3840, 2160)),
-    ("hevc_4k", "hevc", (3840, 2160)),
-    ("hevc10", "hevc", (1280, 720)),
-    ("vp9", "vp9", (640, 272)),
-    ("av1", "libdav1d", (640, 272)),
-    ("odd_size", "vp9", (853, 480)),
-])
+@pytest.mark.parametrize(
+    "kind, codec, size",
+    [
+        ("h264_4k", "h264", (3840, 2160)),
+        ("hevc_4k", "hevc", (3840, 2160)),
+        ("hevc10", "hevc", (1280, 720)),
+        ("vp9", "vp9", (640, 272)),
+        ("av1", "libdav1d", (640, 272)),
+        ("odd_size", "vp9", (853, 480)),
+    ],
+)
 def test_probe_reports_codec_size_and_rate(media, kind, codec, size):
     info = probe(media(kind))
     assert info.codec == codec
@@ -42,13 +45,16 @@ def test_probe_old_codecs(sources):
     assert probe(sources["vtest.avi"]).codec == "msmpeg4"
 
 
-@pytest.mark.parametrize("name, message", [
-    ("zero_bytes", "empty file (0 bytes)"),
-    ("random_bytes", "not a readable video file"),
-    ("still_image", "still image"),
-    ("audio_only", "no video stream (only audio streams)"),
-    ("missing", "no such file"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("zero_bytes", "empty file (0 bytes)"),
+        ("random_bytes", "not a readable video file"),
+        ("still_image", "still image"),
+        ("audio_only", "no video stream (only audio streams)"),
+        ("missing", "no such file"),
+    ],
+)
 def test_bad_inputs_give_one_clear_line(bad, name, message):
     with pytest.raises(ProbeError) as caught:
         probe(bad[name])

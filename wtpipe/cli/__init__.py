@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from wtpipe import __version__
+
+T = TypeVar("T")
 
 
 def make_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
     """An argument parser with ``--version``; ``description`` is the module docstring's first line."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"wtpipe {__version__}")
     return parser
 
@@ -39,3 +47,29 @@ def config_or_exit(cls: type, args: argparse.Namespace, prog: str) -> Any:
         print(describe(config), end="")
         raise SystemExit(0)
     return config
+
+
+def run_or_exit(
+    prog: str, run: Callable[[], T], bad_input: tuple[type[BaseException], ...], checkpoints: str
+) -> T:
+    """``run()``'s result, or one line and an exit: 2 for bad input (a config that cannot resume,
+    a missing file, ``bad_input``), 1 for a write that failed (disk full, quota), 130 for Ctrl-C
+    twice (nothing saved; the last checkpoint in ``checkpoints`` stands)."""
+    from wtpipe.engine.checkpoint import ResumeError, WriteError
+
+    try:
+        return run()
+    except (ResumeError, FileNotFoundError, *bad_input) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (WriteError, OSError) as err:  # a full disk or a quota: the one line names the file
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"\n{prog}: stopped without saving (Ctrl-C twice); re-run the same command to resume from "
+                f"the last checkpoint in {checkpoints}",
+                file=sys.stderr,
+            )
+        raise SystemExit(130) from None

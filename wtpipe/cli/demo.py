@@ -19,19 +19,33 @@ from wtpipe.config import ConfigError
 def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     parser = make_parser(prog, __doc__)
     parser.add_argument("--out", default="demo", help="output directory (default ./demo)")
-    parser.add_argument("--config", help="another training recipe (default: the packaged DoRA tiny recipe)")
-    parser.add_argument("--device", default="cpu", help="torch device of the evaluations (default cpu)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="skip the reference run (DINO + KoLeo, the tiny recipe that beats random init here)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. optim.epochs=2")
+    parser.add_argument(
+        "--config", help="another training recipe (default: the packaged DoRA tiny recipe)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of the evaluations (default cpu)"
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference run (DINO + KoLeo, the tiny recipe that beats random init here)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. optim.epochs=2"
+    )
     args = parser.parse_args(argv)
     setup_logging()
-    from wtpipe import demo
-    from wtpipe.train.trainer import ResumeError
+    from wtpipe.demo import run as demo
+    from wtpipe.engine.checkpoint import ResumeError
 
     try:
-        result = demo.run_demo(args.out, args.config or demo.RECIPE, args.overrides, args.device,
-                               reference=not args.no_reference)
+        result = demo.run_demo(
+            args.out,
+            args.config or demo.RECIPE,
+            args.overrides,
+            args.device,
+            reference=not args.no_reference,
+        )
     except demo.DemoStopped as err:
         print(f"{prog}: {err}; re-run the same command to continue", file=sys.stderr)
         return 1
@@ -44,12 +58,19 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     print(f"wtpipe demo: done in {result.seconds:.0f} s")
     names = demo.series_names(result.configs)
     for task, metric, label in demo.HEADLINE:
-        print(f"  {label:<28}" + "".join(f"   {names[name]} {scores[task][metric]:5.1f}"
-                                         for name, scores in result.metrics.items()))
+        print(
+            f"  {label:<28}"
+            + "".join(
+                f"   {names[name]} {scores[task][metric]:5.1f}"
+                for name, scores in result.metrics.items()
+            )
+        )
     for name, config in result.configs.items():
         print(f"  {name}: {demo.describe(config)}: {demo.verdict(result.metrics, name)}")
         if result.train[name]["collapsed"]:
-            print(f"  warning: the {name} run collapsed ({', '.join(result.train[name]['collapsed'])})")
+            print(
+                f"  warning: the {name} run collapsed ({', '.join(result.train[name]['collapsed'])})"
+            )
     print(f"  report: {os.path.join(result.out, 'report.md')}")
     for title, paths in ((t, p) for t, p in result.pictures.items() if p):
         print(f"  {title}: {', '.join(paths[:2])}{' ...' if len(paths) > 2 else ''}")

@@ -23,12 +23,25 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-eval") -> int:
         from wtpipe.cli.finetune import main as finetune
 
         return finetune(args[1:], prog, task=args[0])
-    parser = make_parser(prog, __doc__, epilog="settings (key=value): " + "; ".join(
-        f"{t}: {', '.join(c.__dataclass_fields__)}" for t, c in TASKS.items()))
+    parser = make_parser(
+        prog,
+        __doc__,
+        epilog="settings (key=value): "
+        + "; ".join(f"{t}: {', '.join(c.__dataclass_fields__)}" for t, c in TASKS.items()),
+    )
     parser.add_argument("task", choices=[*TASKS, "seg", "det"])
-    parser.add_argument("--weights", required=True, help="backbone.safetensors, checkpoint dir, run dir, or random[:ARCH]")
-    parser.add_argument("--data", required=True, help="the task's data directory (or COCO json for discover)")
-    parser.add_argument("--out", help="output directory (default: eval/TASK next to the weights' run, or ./eval/TASK)")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        help="backbone.safetensors, checkpoint dir, run dir, or random[:ARCH]",
+    )
+    parser.add_argument(
+        "--data", required=True, help="the task's data directory (or COCO json for discover)"
+    )
+    parser.add_argument(
+        "--out",
+        help="output directory (default: eval/TASK next to the weights' run, or ./eval/TASK)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("settings", nargs="*", help="task settings as key=value, e.g. ks=[10,20]")
     args = parser.parse_intermixed_args(argv)
@@ -52,9 +65,14 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-eval") -> int:
         return 2
     print(json.dumps(report["metrics"], indent=1))
     if report["skipped"]:
-        print(f"skipped {len(report['skipped'])} unreadable file(s); listed in metrics.json", file=sys.stderr)
-    print(f"{args.task}: {', '.join(f'{k} {v:.2f}' for k, v in report['metrics'].items())} "
-          f"({report['seconds']} s; weights {info.source}, step {info.step}) -> {out}/metrics.json")
+        print(
+            f"skipped {len(report['skipped'])} unreadable file(s); listed in metrics.json",
+            file=sys.stderr,
+        )
+    print(
+        f"{args.task}: {', '.join(f'{k} {v:.2f}' for k, v in report['metrics'].items())} "
+        f"({report['seconds']} s; weights {info.source}, step {info.step}) -> {out}/metrics.json"
+    )
     return 0
 
 

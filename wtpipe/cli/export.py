@@ -15,16 +15,23 @@ from wtpipe.cli import make_parser
 
 def main(argv: list[str] | None = None, prog: str = "wtpipe-export") -> int:
     parser = make_parser(prog, __doc__)
-    parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
-                        help="a run directory or one of its checkpoint directories (step-XXXXXXXX)")
+    parser.add_argument(
+        "checkpoint",
+        metavar="RUN_OR_CHECKPOINT",
+        help="a run directory or one of its checkpoint directories (step-XXXXXXXX)",
+    )
     parser.add_argument("--out", help="output file; parent folders are created")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     from wtpipe.train.export import ExportError, export_checkpoint
 
     try:
-        _, done = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite,
-                                    warn=lambda line: print(f"{prog}: {line}", file=sys.stderr))
+        _, done = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            overwrite=args.overwrite,
+            warn=lambda line: print(f"{prog}: {line}", file=sys.stderr),
+        )
     except ExportError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2

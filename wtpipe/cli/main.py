@@ -9,19 +9,39 @@ from wtpipe import __version__
 from wtpipe.eval.settings import TASKS
 
 COMMANDS = {
-    "demo": ("wtpipe.cli.demo", "the whole pipeline on the bundled clip: shards, DoRA, evaluation, report.md"),
-    "shards": ("wtpipe.cli.shards", "ingest long videos into verified WebDataset shards (build, verify, info, preview)"),
-    "train": ("wtpipe.cli.train", "pretrain a ViT with DINO or DoRA; re-run the same command to resume"),
-    "export": ("wtpipe.cli.export", "write a run's or checkpoint's teacher backbone as safetensors"),
-    "eval": ("wtpipe.cli.eval", f"frozen-backbone evaluation ({', '.join(TASKS)}) and fine-tuning (seg, det)"),
+    "demo": (
+        "wtpipe.cli.demo",
+        "the whole pipeline on the bundled clip: shards, DoRA, evaluation, report.md",
+    ),
+    "shards": (
+        "wtpipe.cli.shards",
+        "ingest long videos into verified WebDataset shards (build, verify, info, preview)",
+    ),
+    "train": (
+        "wtpipe.cli.train",
+        "pretrain a ViT with DINO or DoRA; re-run the same command to resume",
+    ),
+    "export": (
+        "wtpipe.cli.export",
+        "write a run's or checkpoint's teacher backbone as safetensors",
+    ),
+    "eval": (
+        "wtpipe.cli.eval",
+        f"frozen-backbone evaluation ({', '.join(TASKS)}) and fine-tuning (seg, det)",
+    ),
     "viz": ("wtpipe.cli.viz", "pictures of a checkpoint: DoRA's tracked object masks"),
-    "submit": ("wtpipe.cli.submit", "run any of these as a SLURM job (multi-node, requeued on time-out)"),
+    "submit": (
+        "wtpipe.cli.submit",
+        "run any of these as a SLURM job (multi-node, requeued on time-out)",
+    ),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: wtpipe [--version] COMMAND [ARGS...]\n\n{__doc__.splitlines()[0]}\n\ncommands:"]
+    lines = [
+        f"usage: wtpipe [--version] COMMAND [ARGS...]\n\n{__doc__.splitlines()[0]}\n\ncommands:"
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     lines.append("\n'wtpipe COMMAND --help' shows a command's options.")
     return "\n".join(lines)

@@ -25,7 +25,10 @@ import os
 import sys
 
 from wtpipe.cli import make_parser
-from wtpipe.cluster.submit import JobFile, Resources  # torch-free: submitit is imported on submission
+from wtpipe.cluster.submit import (  # torch-free: submitit is imported on submission
+    JobFile,
+    Resources,
+)
 from wtpipe.config import ConfigError, load_config
 
 COMMANDS = ("train", "ingest", "eval", "export", "shards")
@@ -40,16 +43,36 @@ def resource_parser(prog: str) -> argparse.ArgumentParser:
     add("--nodes", type=int, default=argparse.SUPPRESS, help=f"default {d.nodes}")
     add("--gpus-per-node", type=int, default=argparse.SUPPRESS, help="one task per GPU")
     add("--cpu", action="store_true", help="CPU tasks (no GPUs); with --tasks-per-node")
-    add("--tasks-per-node", type=int, default=argparse.SUPPRESS, help=f"CPU tasks per node (default {d.tasks_per_node})")
+    add(
+        "--tasks-per-node",
+        type=int,
+        default=argparse.SUPPRESS,
+        help=f"CPU tasks per node (default {d.tasks_per_node})",
+    )
     add("--cpus-per-task", type=int, default=argparse.SUPPRESS, help=f"default {d.cpus_per_task}")
-    add("--time", type=int, default=argparse.SUPPRESS, dest="time_minutes", help=f"minutes (default {d.time_minutes})")
+    add(
+        "--time",
+        type=int,
+        default=argparse.SUPPRESS,
+        dest="time_minutes",
+        help=f"minutes (default {d.time_minutes})",
+    )
     add("--mem", type=float, default=argparse.SUPPRESS, dest="mem_gb", help="GB per node")
     for name in ("partition", "account", "qos", "constraint", "after", "job_name"):
         add(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS)
-    add("--signal-lead", type=int, default=argparse.SUPPRESS, dest="signal_lead_s",
-        help=f"seconds before the time limit to save and requeue (default {d.signal_lead_s})")
+    add(
+        "--signal-lead",
+        type=int,
+        default=argparse.SUPPRESS,
+        dest="signal_lead_s",
+        help=f"seconds before the time limit to save and requeue (default {d.signal_lead_s})",
+    )
     add("--slurm", action="append", metavar="KEY=VALUE", help="any other sbatch option")
-    add("--logs", default=argparse.SUPPRESS, help="folder for the job's logs (default: the job's output folder/slurm)")
+    add(
+        "--logs",
+        default=argparse.SUPPRESS,
+        help="folder for the job's logs (default: the job's output folder/slurm)",
+    )
     add("--local", action="store_true", help="submitit's local executor instead of SLURM")
     add("--dry-run", action="store_true", help="print the sbatch script; submit nothing")
     return parser
@@ -77,7 +100,9 @@ def split_argv(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[s
 def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = resource_parser(prog)
-    parser.add_argument("command", metavar="COMMAND|JOB.yaml", help=f"one of {', '.join(COMMANDS)}, or a job file")
+    parser.add_argument(
+        "command", metavar="COMMAND|JOB.yaml", help=f"one of {', '.join(COMMANDS)}, or a job file"
+    )
     ours, rest = split_argv(parser, argv)
     if not rest:
         parser.parse_args(ours)  # prints the usage and what is missing
@@ -93,21 +118,32 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
     elif rest[0] in COMMANDS:
         job = JobFile(command=rest[0])
     else:
-        parser.error(f"{rest[0]!r} is neither a command ({', '.join(COMMANDS)}) nor a job file (.yaml)")
+        parser.error(
+            f"{rest[0]!r} is neither a command ({', '.join(COMMANDS)}) nor a job file (.yaml)"
+        )
     extra = dict(job.resources.slurm)
     for item in args.slurm:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--slurm {item!r} is not key=value")
         extra[key] = value
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Resources)
-             if f.name != "slurm" and hasattr(args, f.name)}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(Resources)
+        if f.name != "slurm" and hasattr(args, f.name)
+    }
     resources = dataclasses.replace(job.resources, **given, slurm=extra)
     command_args = [*job.args, *rest[1:]]
     logs = getattr(args, "logs", None) or job.logs
     if job.command == "ingest":
-        return ingest(prog, command_args, resources, logs or default_logs(job.command, command_args), args.local,
-                      args.dry_run)
+        return ingest(
+            prog,
+            command_args,
+            resources,
+            logs or default_logs(job.command, command_args),
+            args.local,
+            args.dry_run,
+        )
     problem = check(job.command, command_args)
     if problem:
         print(f"{prog}: not submitted: wtpipe {job.command} {problem}", file=sys.stderr)
@@ -126,7 +162,10 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-submit") -> int:
         try:
             job.result()
         except Exception as err:  # submitit re-raises the job's failure with its traceback text
-            print(f"{prog}: job {job.job_id} failed: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+            print(
+                f"{prog}: job {job.job_id} failed: {str(err).strip().splitlines()[-1]}",
+                file=sys.stderr,
+            )
             return 1
         print(f"job {job.job_id} finished; logs in {job.paths.stdout}")
         return 0
@@ -154,14 +193,20 @@ def default_logs(command: str, argv: list[str]) -> str:
     training or fine-tuning config, else the folder named by ``--out`` or by the weights/run
     argument; the build's logs go beside it (``--overwrite`` empties the build folder)."""
     if command == "train" or (command == "eval" and argv[:1] in (["seg"], ["det"])):
-        from wtpipe.cli.finetune import config_class, parser as finetune_parser
+        from wtpipe.cli.finetune import config_class
+        from wtpipe.cli.finetune import parser as finetune_parser
         from wtpipe.cli.train import parser as train_parser
         from wtpipe.train.config import TrainConfig
 
         task = argv[0] if command == "eval" else ""
-        args, _ = (finetune_parser("wtpipe eval", task).parse_known_args(argv[1:]) if task else
-                   train_parser().parse_known_args(argv))
-        config = load_config(config_class(task) if task else TrainConfig, args.config, args.overrides)
+        args, _ = (
+            finetune_parser("wtpipe eval", task).parse_known_args(argv[1:])
+            if task
+            else train_parser().parse_known_args(argv)
+        )
+        config = load_config(
+            config_class(task) if task else TrainConfig, args.config, args.overrides
+        )
         return os.path.join(config.run.output_dir, "slurm")
     out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), None)
     out = out or next((a.split("=", 1)[1] for a in argv if a.startswith("--out=")), None)
@@ -170,10 +215,16 @@ def default_logs(command: str, argv: list[str]) -> str:
     if out:
         return os.path.join(out, "slurm")
     weights = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--weights"), None)
-    target = weights or next((a for a in argv[1 if command == "eval" else 0:] if not a.startswith("-")), None)
-    if target and not target.startswith("random"):  # a run folder, or a checkpoint or weights file in one
+    target = weights or next(
+        (a for a in argv[1 if command == "eval" else 0 :] if not a.startswith("-")), None
+    )
+    if target and not target.startswith(
+        "random"
+    ):  # a run folder, or a checkpoint or weights file in one
         target = target.split(f"{os.sep}checkpoints{os.sep}")[0]
-        return os.path.join(os.path.dirname(target) or "." if os.path.splitext(target)[1] else target, "slurm")
+        return os.path.join(
+            os.path.dirname(target) or "." if os.path.splitext(target)[1] else target, "slurm"
+        )
     return os.path.join(os.path.expanduser("~"), ".cache", "wtpipe", "slurm-logs")
 
 
@@ -197,15 +248,21 @@ def check(command: str, argv: list[str]) -> str | None:
     return None
 
 
-def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry: bool) -> int:
+def ingest(
+    prog: str, argv: list[str], resources: Resources, logs: str, local: bool, dry: bool
+) -> int:
     """``ingest VIDEOS --out DIR --array-size K [build options]``: plan here, then the array and the assembly."""
     from wtpipe.cli.shards import add_settings_arguments, settings_from
 
     parser = make_parser(f"{prog} ingest", ingest.__doc__)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR")
     parser.add_argument("--out", required=True, help="output directory, shared by every node")
-    parser.add_argument("--array-size", type=int, default=16, help="array tasks (at most one per unit; default 16)")
-    parser.add_argument("--overwrite", action="store_true", help="discard an existing build in --out")
+    parser.add_argument(
+        "--array-size", type=int, default=16, help="array tasks (at most one per unit; default 16)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="discard an existing build in --out"
+    )
     add_settings_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -219,19 +276,24 @@ def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: b
 
     if dry:
         dry_run(logs, task_resources(resources, "units"), local, array=args.array_size)
-        print(f"# each array task runs: wtpipe shards stage {args.out} --units ... (the units left when submitted)")
+        print(
+            f"# each array task runs: wtpipe shards stage {args.out} --units ... (the units left when submitted)"
+        )
         print(f"# then, after the whole array: wtpipe shards assemble {args.out}")
         return 0
     try:
-        jobs = submit_ingest(args.inputs, args.out, settings, args.array_size, resources, logs, local,
-                             args.overwrite)
+        jobs = submit_ingest(
+            args.inputs, args.out, settings, args.array_size, resources, logs, local, args.overwrite
+        )
     except BuildError as err:
         print(f"{prog}: not submitted: {err}", file=sys.stderr)
         return 2
     plan = jobs.plan
     if plan.finished is not None:
-        print(f"nothing to submit: {plan.finished.out} holds a finished build "
-              f"({len(plan.finished.manifest['shards'])} shards)")
+        print(
+            f"nothing to submit: {plan.finished.out} holds a finished build "
+            f"({len(plan.finished.manifest['shards'])} shards)"
+        )
         return 0
     for problem in plan.unreadable:
         print(f"{prog}: {problem}", file=sys.stderr)
@@ -240,22 +302,31 @@ def ingest(prog: str, argv: list[str], resources: Resources, logs: str, local: b
         return 2
     ids = [array_id(jobs.array[0])] if jobs.array else []
     if jobs.array:
-        print(f"submitted array job {ids[0]}: {len(jobs.array)} task(s) decoding {len(plan.todo)} of "
-              f"{plan.units} unit(s) (wtpipe shards stage {args.out} --units ...)")
+        print(
+            f"submitted array job {ids[0]}: {len(jobs.array)} task(s) decoding {len(plan.todo)} of "
+            f"{plan.units} unit(s) (wtpipe shards stage {args.out} --units ...)"
+        )
     else:
         print(f"all {plan.units} unit(s) are already staged")
     ids.append(str(jobs.assemble.job_id))
     print(f"submitted job {ids[-1]} (after the array): wtpipe shards assemble {args.out}")
     if local:
         failed = jobs.assemble.exception()
-        print(f"assembly {'failed: see ' + str(jobs.assemble.paths.stderr) if failed else 'finished'}; "
-              f"logs in {logs}")
+        print(
+            f"assembly {'failed: see ' + str(jobs.assemble.paths.stderr) if failed else 'finished'}; "
+            f"logs in {logs}"
+        )
         return 1 if failed else 0
-    print(f"  logs     {logs}/{ids[0]}_*/ (one folder per array task), {logs}/{ids[-1]}/" if jobs.array
-          else f"  logs     {logs}/{ids[-1]}/")
+    print(
+        f"  logs     {logs}/{ids[0]}_*/ (one folder per array task), {logs}/{ids[-1]}/"
+        if jobs.array
+        else f"  logs     {logs}/{ids[-1]}/"
+    )
     watch_lines(ids)
-    print("  a unit that fails is listed in the assembly's log and manifest; submit the same command "
-          "again to run only the units not done")
+    print(
+        "  a unit that fails is listed in the assembly's log and manifest; submit the same command "
+        "again to run only the units not done"
+    )
     return 0
 
 

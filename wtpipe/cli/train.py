@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from wtpipe.cli import config_or_exit, make_parser, setup_logging
+from wtpipe.cli import config_or_exit, make_parser, run_or_exit, setup_logging
 from wtpipe.config import ConfigError, load_config
 from wtpipe.train.config import TrainConfig
 
@@ -23,34 +23,56 @@ def summary(result: dict[str, Any]) -> str:
     out = result["output_dir"]
     done = result["step"] - result["start_step"]
     loss = "" if math.isnan(result["loss"]) else f", last loss {result['loss']:.4f}"
-    head = (f"stopped by {result['signal']} after step {result['step']} of {result['end']} (saved); "
-            "re-run the same command to resume" if result["stopped"] else
-            f"finished step {result['step']} of {result['end']}")
-    lines = [f"wtpipe train: {head}",
-             f"  {done} steps in {result['seconds']:.1f} s ({result['clips_per_s']:.1f} clips/s, "
-             f"{result['data_wait']:.0%} of it waiting for data){loss}"]
+    head = (
+        f"stopped by {result['signal']} after step {result['step']} of {result['end']} (saved); "
+        "re-run the same command to resume"
+        if result["stopped"]
+        else f"finished step {result['step']} of {result['end']}"
+    )
+    lines = [
+        f"wtpipe train: {head}",
+        f"  {done} steps in {result['seconds']:.1f} s ({result['clips_per_s']:.1f} clips/s, "
+        f"{result['data_wait']:.0%} of it waiting for data){loss}",
+    ]
     if result.get("peak_gpu_gib") is not None:
         lines.append(f"  peak GPU memory {result['peak_gpu_gib']:.1f} GiB (this rank)")
-    where = [("weights", os.path.join(out, "backbone.safetensors")), ("checkpoint", result["checkpoint"]),
-             ("loss curve", os.path.join(out, "loss.png")), ("scalars", os.path.join(out, "scalars.csv")),
-             ("tensorboard", os.path.join(out, "tensorboard")), ("pictures", os.path.join(out, "viz")),
-             ("evaluations", os.path.join(out, "eval")), ("config", os.path.join(out, "config.yaml"))]
+    where = [
+        ("weights", os.path.join(out, "backbone.safetensors")),
+        ("checkpoint", result["checkpoint"]),
+        ("loss curve", os.path.join(out, "loss.png")),
+        ("scalars", os.path.join(out, "scalars.csv")),
+        ("tensorboard", os.path.join(out, "tensorboard")),
+        ("pictures", os.path.join(out, "viz")),
+        ("evaluations", os.path.join(out, "eval")),
+        ("config", os.path.join(out, "config.yaml")),
+    ]
     lines += [f"  {name:<12}{path}" for name, path in where if path and os.path.exists(path)]
     if result["collapsed"]:
-        lines.append(f"  warning: the run collapsed ({', '.join(result['collapsed'])}); the log says what to change")
+        lines.append(
+            f"  warning: the run collapsed ({', '.join(result['collapsed'])}); the log says what to change"
+        )
     if result["skipped_shards"] or result["sample_failures"]:
-        lines.append(f"  skipped: {len(result['skipped_shards'])} shard(s), "
-                     f"{result['sample_failures']} sample(s) (named in the log)")
+        lines.append(
+            f"  skipped: {len(result['skipped_shards'])} shard(s), "
+            f"{result['sample_failures']} sample(s) (named in the log)"
+        )
     return "\n".join(lines)
 
 
 def parser(prog: str = "wtpipe-train") -> argparse.ArgumentParser:
     parser = make_parser(prog, __doc__)
     parser.add_argument("--config", help="YAML recipe, e.g. configs/tiny_cpu.yaml")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config, every key with its meaning, and exit")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="dotted overrides, e.g. data.shards=demo_shards optim.epochs=2")
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config, every key with its meaning, and exit",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides, e.g. data.shards=demo_shards optim.epochs=2",
+    )
     return parser
 
 
@@ -74,26 +96,18 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
         print(f"{prog}: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)
         return 2
     setup_logging()
-    from wtpipe.train.checkpoint import WriteError
-    from wtpipe.train.trainer import ResumeError, Trainer
+    from wtpipe.engine.stopping import CONTINUE_SIGNALS, EXIT_REQUEUE
+    from wtpipe.train.trainer import Trainer
 
-    try:
-        result = Trainer(config).run()
-    except (ResumeError, FileNotFoundError, ValueError) as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return 2
-    except (WriteError, OSError) as err:  # a full disk or a quota: the one line names the file
-        print(f"{prog}: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") != "0":
-            return 130
-        print(f"\n{prog}: stopped without saving (Ctrl-C twice); re-run the same command to resume from "
-              f"the last checkpoint in {config.run.output_dir}/checkpoints", file=sys.stderr)
-        return 130
+    result = run_or_exit(
+        prog,
+        lambda: Trainer(config).run(),
+        (ValueError,),
+        os.path.join(config.run.output_dir, "checkpoints"),
+    )
     if result["main"]:
         print(summary(result), file=sys.stderr if result["stopped"] else sys.stdout)
-    return 0
+    return EXIT_REQUEUE if result["signal"] in CONTINUE_SIGNALS else 0
 
 
 if __name__ == "__main__":

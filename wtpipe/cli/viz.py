@@ -10,7 +10,9 @@ from wtpipe.cli import make_parser
 def main(argv: list[str] | None = None, prog: str = "wtpipe-viz") -> int:
     parser = make_parser(prog, __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("masks", help="object masks per frame and raw per-head attention, for a few clips")
+    p = sub.add_parser(
+        "masks", help="object masks per frame and raw per-head attention, for a few clips"
+    )
     p.add_argument("checkpoint", help="a DoRA checkpoint directory or run directory")
     p.add_argument("shards", help="a wtpipe-shards output directory")
     p.add_argument("--out", required=True, help="directory for the PNGs")

@@ -2,7 +2,7 @@
 
 Who owns stopping (the signal chain):
 - wtpipe's trainer owns every stop signal. submitit installs its handlers when the job starts;
-  the trainer's :class:`~wtpipe.train.stopping.StopRequest` replaces them for the length of the
+  the trainer's :class:`~wtpipe.engine.stopping.StopRequest` replaces them for the length of the
   run, so no handler ever exits mid-step.
 - SIGUSR2 ``--signal=USR2@LEAD`` (LEAD seconds before the time limit, on every task): every rank
   saves at the next step boundary; then rank 0 requeues the job (``scontrol requeue``, same job

@@ -43,15 +43,30 @@ def unit_groups(names: list[str], tasks: int) -> list[list[str]]:
 
 def task_resources(resources: Resources, part: str) -> Resources:
     """Every ingestion job is one CPU task on one node (its worker processes use the task's cores)."""
-    return dataclasses.replace(resources, nodes=1, gpus_per_node=0, tasks_per_node=1,
-                               job_name=f"{resources.job_name}-{part}")
+    return dataclasses.replace(
+        resources,
+        nodes=1,
+        gpus_per_node=0,
+        tasks_per_node=1,
+        job_name=f"{resources.job_name}-{part}",
+    )
 
 
-def submit_ingest(inputs: list[str], out: str, settings: BuildSettings, array_size: int, resources: Resources,
-                  logs: str, local: bool = False, overwrite: bool = False) -> IngestJobs:
+def submit_ingest(
+    inputs: list[str],
+    out: str,
+    settings: BuildSettings,
+    array_size: int,
+    resources: Resources,
+    logs: str,
+    local: bool = False,
+    overwrite: bool = False,
+) -> IngestJobs:
     """Plan the build of ``inputs`` into ``out`` and submit what is left of it."""
     workers = resources.cpus_per_task
-    builder = ShardBuilder(inputs, out, settings, workers=min(workers, len(inputs)), overwrite=overwrite)
+    builder = ShardBuilder(
+        inputs, out, settings, workers=min(workers, len(inputs)), overwrite=overwrite
+    )
     plan = builder.plan(split=array_size * workers)
     jobs = IngestJobs(plan=plan)
     if plan.finished is not None or not plan.units:
@@ -61,8 +76,15 @@ def submit_ingest(inputs: list[str], out: str, settings: BuildSettings, array_si
         array = executor(logs, task_resources(resources, "units"), local)
         array.update_parameters(slurm_array_parallelism=len(groups))
         with array.batch():
-            jobs.array = [array.submit(Command("shards", ["stage", builder.out, "--workers", str(workers),
-                                                          "--units", *group])) for group in groups]
+            jobs.array = [
+                array.submit(
+                    Command(
+                        "shards",
+                        ["stage", builder.out, "--workers", str(workers), "--units", *group],
+                    )
+                )
+                for group in groups
+            ]
     last = task_resources(resources, "assemble")
     if jobs.array:  # the user's --after held the array back; the assembly waits for the array
         last.after = ""
@@ -72,5 +94,6 @@ def submit_ingest(inputs: list[str], out: str, settings: BuildSettings, array_si
         else:
             last.slurm = {**last.slurm, "dependency": f"afterany:{array_id(jobs.array[0])}"}
     jobs.assemble = executor(logs, last, local).submit(
-        Command("shards", ["assemble", builder.out, "--workers", str(workers)]))
+        Command("shards", ["assemble", builder.out, "--workers", str(workers)])
+    )
     return jobs

@@ -27,7 +27,9 @@ class Resources:
     signal_lead_s: int = 90  # SIGUSR2 this long before the time limit: save and requeue
     job_name: str = "wtpipe"
     after: str = ""  # a job id this one waits for (afterok)
-    slurm: dict[str, str] = field(default_factory=dict)  # any other sbatch option, e.g. {"exclude": "n3"}
+    slurm: dict[str, str] = field(
+        default_factory=dict
+    )  # any other sbatch option, e.g. {"exclude": "n3"}
 
     @property
     def tasks(self) -> int:
@@ -38,9 +40,15 @@ class Resources:
         extra = dict(self.slurm)
         if self.after:
             extra["dependency"] = f"afterok:{self.after}"
-        params: dict[str, Any] = {"nodes": self.nodes, "tasks_per_node": self.tasks, "cpus_per_task": self.cpus_per_task,
-                                  "timeout_min": self.time_minutes, "name": self.job_name,
-                                  "slurm_signal_delay_s": self.signal_lead_s, "slurm_additional_parameters": extra}
+        params: dict[str, Any] = {
+            "nodes": self.nodes,
+            "tasks_per_node": self.tasks,
+            "cpus_per_task": self.cpus_per_task,
+            "timeout_min": self.time_minutes,
+            "name": self.job_name,
+            "slurm_signal_delay_s": self.signal_lead_s,
+            "slurm_additional_parameters": extra,
+        }
         if self.gpus_per_node:
             params["gpus_per_node"] = self.gpus_per_node
         if self.mem_gb:
@@ -56,15 +64,21 @@ class JobFile:
     """A job recipe (``jobs/*.yaml``): what to run and what to ask for; a person edits it."""
 
     command: Literal["train", "ingest", "eval", "export", "shards"] = "train"
-    args: list[str] = field(default_factory=list)  # the command's own arguments, e.g. ["--config", "x.yaml"]
+    args: list[str] = field(
+        default_factory=list
+    )  # the command's own arguments, e.g. ["--config", "x.yaml"]
     resources: Resources = field(default_factory=Resources)
-    logs: PathStr = ""  # folder for the job's logs and submitit files; "": the job's output folder/slurm
+    logs: PathStr = (
+        ""  # folder for the job's logs and submitit files; "": the job's output folder/slurm
+    )
 
 
 def executor(folder: str, resources: Resources, local: bool = False) -> Any:
     import submitit
 
-    ex = submitit.AutoExecutor(folder=os.path.join(folder, "%j"), cluster="local" if local else "slurm")
+    ex = submitit.AutoExecutor(
+        folder=os.path.join(folder, "%j"), cluster="local" if local else "slurm"
+    )
     ex.update_parameters(**(local_parameters(resources) if local else resources.parameters()))
     return ex
 
@@ -84,8 +98,10 @@ def sbatch_script(folder: str, resources: Resources, array: int = 0) -> str:
     ex = Preview(folder=os.path.join(folder, "%j"))
     params = resources.parameters()
     generic = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-    ex.update_parameters(**ex._convert_parameters(generic),
-                         **{k.removeprefix("slurm_"): v for k, v in params.items() if k.startswith("slurm_")})
+    ex.update_parameters(
+        **ex._convert_parameters(generic),
+        **{k.removeprefix("slurm_"): v for k, v in params.items() if k.startswith("slurm_")},
+    )
     if array:
         ex.parameters["map_count"] = array
     return ex._make_submission_file_text("python -u -m submitit.core._submit ...", "DRY-RUN")
@@ -96,6 +112,8 @@ def local_parameters(resources: Resources) -> dict[str, Any]:
     return {k: v for k, v in resources.parameters().items() if not k.startswith("slurm_")}
 
 
-def submit(command: str, argv: list[str], folder: str, resources: Resources, local: bool = False) -> Any:
+def submit(
+    command: str, argv: list[str], folder: str, resources: Resources, local: bool = False
+) -> Any:
     """Submit ``wtpipe COMMAND ARGV`` and return the submitit job."""
     return executor(folder, resources, local).submit(Command(command, list(argv)))

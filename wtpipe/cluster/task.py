@@ -7,7 +7,9 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,6 +27,12 @@ def master_port(job_id: str, restart: str) -> int:
     return 20000 + int.from_bytes(digest[:4], "little") % 40000
 
 
+def command_line() -> Callable[[list[str]], int]:
+    """The ``wtpipe`` command's entry point, found by its installed name (no import of the CLI here)."""
+    (entry,) = entry_points(group="console_scripts", name="wtpipe")
+    return entry.load()
+
+
 @dataclass
 class Command:
     """``wtpipe COMMAND ARGV...`` as a submitit callable (pickled with the job; no state of its own)."""
@@ -36,24 +44,40 @@ class Command:
         import submitit
 
         env = submitit.JobEnvironment()
-        distributed = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        os.environ["MASTER_PORT"] = str(master_port(env.job_id, os.environ.get("SLURM_RESTART_COUNT", "0")))
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        log.info("job %s, rank %d of %d on %s, restart %s: wtpipe %s %s", env.job_id, distributed.rank,
-                 distributed.world_size, env.hostname, os.environ.get("SLURM_RESTART_COUNT", "0"), self.command,
-                 " ".join(self.argv))
-        from wtpipe.cli.main import main
-        from wtpipe.train.stopping import CONTINUE_SIGNALS, StopRequest
+        distributed = submitit.helpers.TorchDistributedEnvironment().export(
+            set_cuda_visible_devices=False
+        )
+        os.environ["MASTER_PORT"] = str(
+            master_port(env.job_id, os.environ.get("SLURM_RESTART_COUNT", "0"))
+        )
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        log.info(
+            "job %s, rank %d of %d on %s, restart %s: wtpipe %s %s",
+            env.job_id,
+            distributed.rank,
+            distributed.world_size,
+            env.hostname,
+            os.environ.get("SLURM_RESTART_COUNT", "0"),
+            self.command,
+            " ".join(self.argv),
+        )
+        from wtpipe.engine.stopping import EXIT_REQUEUE
 
-        code = main([self.command, *self.argv])
-        if StopRequest.last in CONTINUE_SIGNALS:
+        code = command_line()([self.command, *self.argv])
+        if code == EXIT_REQUEUE:
             if distributed.rank == 0:
-                log.info("saved before the time limit; requeueing job %s (it resumes from the checkpoint)",
-                         env.job_id)
+                log.info(
+                    "saved before the time limit; requeueing job %s (it resumes from the checkpoint)",
+                    env.job_id,
+                )
                 subprocess.run(["scontrol", "requeue", env.job_id], check=False)
             sys.exit(EXIT_REQUEUED)  # no result: the requeued job produces it
         if code:
-            raise RuntimeError(f"wtpipe {self.command} exited with {code} (job {env.job_id}, rank {distributed.rank})")
+            raise RuntimeError(
+                f"wtpipe {self.command} exited with {code} (job {env.job_id}, rank {distributed.rank})"
+            )
         return code
 
     def checkpoint(self) -> DelayedSubmission:

@@ -16,8 +16,11 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 # torchvision 0.29 announces that TorchCodec will take over image decoding; the pinned version decodes
 # (the same pixels as Pillow, tested), and moving needs TorchCodec built against the pinned torch.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore",
+    message="The image decoding and encoding capabilities of TorchVision",
+    category=DeprecationWarning,
+)
 
 
 @dataclass
@@ -44,16 +47,22 @@ class EncodedFrame:
 
 def decode(payload: bytes) -> torch.Tensor:
     """One JPEG as a uint8 (3, H, W) RGB tensor (greyscale and CMYK converted)."""
-    return decode_jpeg(torch.frombuffer(bytearray(payload), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    return decode_jpeg(
+        torch.frombuffer(bytearray(payload), dtype=torch.uint8), mode=ImageReadMode.RGB
+    )
 
 
-def on_device(frames: list[torch.Tensor | EncodedFrame], device: torch.device | str) -> list[torch.Tensor]:
+def on_device(
+    frames: list[torch.Tensor | EncodedFrame], device: torch.device | str
+) -> list[torch.Tensor]:
     """Frames on ``device``: decoded ones copied (asynchronously from pinned memory), encoded ones
     decoded there, all in one batched call."""
     encoded = [i for i, f in enumerate(frames) if isinstance(f, EncodedFrame)]
     out = [f if isinstance(f, EncodedFrame) else f.to(device, non_blocking=True) for f in frames]
     if encoded:
-        decoded = decode_jpeg([frames[i].data for i in encoded], mode=ImageReadMode.RGB, device=device)
+        decoded = decode_jpeg(
+            [frames[i].data for i in encoded], mode=ImageReadMode.RGB, device=device
+        )
         for i, frame in zip(encoded, decoded):
             out[i] = frame
     return out

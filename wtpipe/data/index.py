@@ -34,7 +34,9 @@ class SampleRef:
 class ShardIndex:
     samples: list[SampleRef]
     skipped: list[str] = field(default_factory=list)  # "shard: reason" for every shard left out
-    source_per_stored: float = 1.0  # source frames each stored frame stands for (60 fps stored at 4: 15)
+    source_per_stored: float = (
+        1.0  # source frames each stored frame stands for (60 fps stored at 4: 15)
+    )
 
     def clip_starts(self, clip_frames: int, frame_gap: int) -> int:
         """Clip starts counted in source frames, as the official DoRA loader counts its epoch (a
@@ -54,7 +56,9 @@ class ShardIndex:
             try:
                 refs = _index_shard(path)
                 if len(refs) != entry["samples"]:
-                    raise ValueError(f"{len(refs)} samples, manifest says {entry['samples']} (truncated?)")
+                    raise ValueError(
+                        f"{len(refs)} samples, manifest says {entry['samples']} (truncated?)"
+                    )
             except (OSError, tarfile.TarError, ValueError) as err:
                 reason = f"{entry['name']}: {' '.join(str(err).split())}"
                 log.warning("skipping shard %s", reason)
@@ -73,7 +77,9 @@ def _source_per_stored(manifest: dict[str, Any]) -> float:
     fps_out = manifest.get("settings", {}).get("fps")
     if not stored or not fps_out:
         return 1.0
-    return sum(v["frames_stored"] * v["fps"] for v in videos) / float(Fraction(str(fps_out))) / stored
+    return (
+        sum(v["frames_stored"] * v["fps"] for v in videos) / float(Fraction(str(fps_out))) / stored
+    )
 
 
 def _frame_count(ref: SampleRef) -> int:
@@ -98,4 +104,3 @@ def _index_shard(path: str) -> list[SampleRef]:
             raise ValueError(f"sample {key} has no frames")
         refs.append(SampleRef(path, key, members["json"], spans, is_mp4))
     return refs
-

@@ -30,7 +30,9 @@ from wtpipe.video.clipcodec import decode_clip
 log = logging.getLogger(__name__)
 
 
-def decode_frames(ref: SampleRef, wanted: list[int], encoded: bool = False) -> list[torch.Tensor | EncodedFrame]:
+def decode_frames(
+    ref: SampleRef, wanted: list[int], encoded: bool = False
+) -> list[torch.Tensor | EncodedFrame]:
     """Frames ``wanted`` of a sample as (3, H, W) uint8 tensors; JPEG decodes only those, or with
     ``encoded`` leaves them encoded for the training device (an MP4 sample is decoded here anyway)."""
     if ref.is_mp4:
@@ -47,8 +49,14 @@ class ClipDataset(Dataset):
     that fails to read or decode is logged, counted and replaced by the next one.
     """
 
-    def __init__(self, index: ShardIndex, clip_frames: int, frame_gap: int,
-                 views: Callable[[list[torch.Tensor]], Any], encoded: bool = False) -> None:
+    def __init__(
+        self,
+        index: ShardIndex,
+        clip_frames: int,
+        frame_gap: int,
+        views: Callable[[list[torch.Tensor]], Any],
+        encoded: bool = False,
+    ) -> None:
         self.index = index
         self.encoded = encoded  # JPEG frames stay encoded (the views must be planned ones)
         self.clip_frames = clip_frames
@@ -67,23 +75,33 @@ class ClipDataset(Dataset):
                 return self._load(ref, seed)
             except (OSError, RuntimeError, ValueError) as err:
                 self.failures += 1
-                log.warning("skipping sample %s in %s: %s", ref.key, ref.shard, " ".join(str(err).split()))
+                log.warning(
+                    "skipping sample %s in %s: %s", ref.key, ref.shard, " ".join(str(err).split())
+                )
         raise RuntimeError("no sample in the index could be read")
 
     def _load(self, ref: SampleRef, seed: int) -> Any:
         rng = random.Random(seed)
-        count = len(json.loads(read_span(ref.shard, ref.json))["pts"]) if ref.is_mp4 else len(ref.frames)
+        count = (
+            len(json.loads(read_span(ref.shard, ref.json))["pts"])
+            if ref.is_mp4
+            else len(ref.frames)
+        )
         wanted = clip_indices(count, self.clip_frames, self.frame_gap, rng)
         frames = decode_frames(ref, wanted, self.encoded)
         with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also queues CUDA work
+            torch.default_generator.manual_seed(
+                seed
+            )  # CPU only: torch.manual_seed also queues CUDA work
             return self.views(frames)
 
 
 class StepBatchSampler(Sampler):
     """Infinite batches of ``(index, seed)``; batch ``s`` of rank ``r`` depends only on (seed, r, s)."""
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int, start_step: int = 0) -> None:
+    def __init__(
+        self, num_samples: int, batch_size: int, seed: int, rank: int, start_step: int = 0
+    ) -> None:
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.seed = seed
@@ -126,14 +144,28 @@ def quiet_worker(worker_id: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def make_loader(dataset: ClipDataset, batch_size: int, seed: int, rank: int, start_step: int,
-                num_workers: int, collate: Callable = collate_views) -> DataLoader:
+def make_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    seed: int,
+    rank: int,
+    start_step: int,
+    num_workers: int,
+    collate: Callable = collate_views,
+) -> DataLoader:
     """Batches in page-locked memory when CUDA is present, so :func:`to_device`'s copies overlap."""
     sampler = StepBatchSampler(len(dataset), batch_size, seed, rank, start_step)
     workers = num_workers > 0
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      worker_init_fn=quiet_worker if workers else None, persistent_workers=workers,
-                      pin_memory=torch.cuda.is_available(), prefetch_factor=2 if workers else None)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        worker_init_fn=quiet_worker if workers else None,
+        persistent_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=2 if workers else None,
+    )
 
 
 def to_device(batch: Any, device: torch.device | str) -> Any:
@@ -150,7 +182,6 @@ def to_device(batch: Any, device: torch.device | str) -> Any:
     return batch
 
 
-
 @contextmanager
 def running(loader: DataLoader) -> Iterator[Iterator[Any]]:
     """Iterate ``loader`` and shut its workers down on the way out, whatever happened.
@@ -162,6 +193,8 @@ def running(loader: DataLoader) -> Iterator[Iterator[Any]]:
     try:
         yield batches
     finally:
-        shutdown = getattr(batches, "_shutdown_workers", None)  # no public API closes a loader's workers
+        shutdown = getattr(
+            batches, "_shutdown_workers", None
+        )  # no public API closes a loader's workers
         if shutdown is not None:
             shutdown()

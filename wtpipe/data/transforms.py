@@ -39,8 +39,12 @@ def _plan_into(transform: Any, row: torch.Tensor, height: int, width: int) -> No
     elif isinstance(transform, T.RandomResizedCrop):
         shape = torch.zeros((), dtype=torch.uint8).expand(3, height, width)  # a size without pixels
         box = transform.make_params([shape])
-        row[F["top"]], row[F["left"]], row[F["height"]], row[F["width"]] = (box["top"], box["left"], box["height"],
-                                                                             box["width"])
+        row[F["top"]], row[F["left"]], row[F["height"]], row[F["width"]] = (
+            box["top"],
+            box["left"],
+            box["height"],
+            box["width"],
+        )
         row[F["size"]] = transform.size[0]
         row[F["bilinear"]] = transform.interpolation == InterpolationMode.BILINEAR
     elif isinstance(transform, (T.RandomHorizontalFlip, T.RandomGrayscale, T.RandomSolarize)):
@@ -53,7 +57,7 @@ def _plan_into(transform: Any, row: torch.Tensor, height: int, width: int) -> No
     elif isinstance(transform, T.ColorJitter):
         drawn = transform.make_params([])
         row[F["jitter"]] = 1
-        row[F["order0"]:F["order3"] + 1] = drawn["fn_idx"].to(row.dtype)
+        row[F["order0"] : F["order3"] + 1] = drawn["fn_idx"].to(row.dtype)
         for name in ("brightness", "contrast", "saturation", "hue"):
             value = drawn[f"{name}_factor"]
             row[F[name]] = (0.0 if name == "hue" else 1.0) if value is None else value
@@ -61,7 +65,9 @@ def _plan_into(transform: Any, row: torch.Tensor, height: int, width: int) -> No
         row[F["blur"]], row[F["sigma"]] = 1, transform.make_params([])["sigma"][0]
         row[F["kernel"]] = transform.kernel_size[0]
     elif not isinstance(transform, (T.ToDtype, T.Normalize)):
-        raise TypeError(f"cannot plan {type(transform).__name__}: render it in the loader (data.augment_on=loader)")
+        raise TypeError(
+            f"cannot plan {type(transform).__name__}: render it in the loader (data.augment_on=loader)"
+        )
 
 
 def plan(transform: Any, height: int, width: int, row: torch.Tensor | None = None) -> torch.Tensor:
@@ -80,12 +86,16 @@ class MultiCropSpec:
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.4)
     local_flip: bool = True  # DINO flips its local crops; the official DoRA code does not
-    bilinear: bool = False  # pre-crop and global crops: bilinear, no antialias (official DoRA) or bicubic (DINO)
+    bilinear: bool = (
+        False  # pre-crop and global crops: bilinear, no antialias (official DoRA) or bicubic (DINO)
+    )
     precrop: int = 0  # DoRA: pixels of the per-clip pre-crop the other crops are cut from; 0: none
     precrop_scale: tuple[float, float] = (0.2, 1.0)  # its area fraction of the frame
 
 
-def _resized_crop(size: int, scale: tuple[float, float], bilinear: bool = False) -> T.RandomResizedCrop:
+def _resized_crop(
+    size: int, scale: tuple[float, float], bilinear: bool = False
+) -> T.RandomResizedCrop:
     interpolation, antialias = resize_mode(bilinear)
     return T.RandomResizedCrop(size, scale=scale, interpolation=interpolation, antialias=antialias)
 
@@ -95,9 +105,11 @@ def _blur(p: float) -> T.Transform:
 
 
 def _colour(flip: bool = True) -> list[T.Transform]:
-    return [*([T.RandomHorizontalFlip()] if flip else []),
-            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            T.RandomGrayscale(p=0.2)]
+    return [
+        *([T.RandomHorizontalFlip()] if flip else []),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ]
 
 
 def _finish() -> list[T.Transform]:
@@ -114,7 +126,9 @@ class PlannedCrops:
 
     @staticmethod
     def cat(items: list[PlannedCrops]) -> PlannedCrops:
-        return PlannedCrops([f for item in items for f in item.frames], torch.cat([item.params for item in items]))
+        return PlannedCrops(
+            [f for item in items for f in item.frames], torch.cat([item.params for item in items])
+        )
 
     def pin_memory(self) -> PlannedCrops:
         return PlannedCrops([f.pin_memory() for f in self.frames], self.params)
@@ -144,24 +158,43 @@ class PlannedClips:
 
     @staticmethod
     def cat(items: list[PlannedClips]) -> PlannedClips:
-        return PlannedClips([f for item in items for f in item.frames], torch.cat([i.precrops for i in items]),
-                            torch.cat([i.globals_ for i in items]), torch.cat([i.locals_ for i in items]))
+        return PlannedClips(
+            [f for item in items for f in item.frames],
+            torch.cat([i.precrops for i in items]),
+            torch.cat([i.globals_ for i in items]),
+            torch.cat([i.locals_ for i in items]),
+        )
 
     def pin_memory(self) -> PlannedClips:
-        return PlannedClips([[f.pin_memory() for f in clip] for clip in self.frames], self.precrops, self.globals_,
-                            self.locals_)
+        return PlannedClips(
+            [[f.pin_memory() for f in clip] for clip in self.frames],
+            self.precrops,
+            self.globals_,
+            self.locals_,
+        )
 
     def render(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """(globals (B, T, 3, S, S), locals (B, T, L, 3, s, s)), as the loader path collates them."""
         b, t, local = self.locals_.shape[:3]
-        frames = on_device([frame for clip in self.frames for frame in clip], device)  # one decode batch
+        frames = on_device(
+            [frame for clip in self.frames for frame in clip], device
+        )  # one decode batch
         clip_of_frame = [i // t for i in range(b * t)]
         if (self.precrops[:, F["size"]] > 0).all():  # every frame of a clip through its clip's box
-            frames = list(crops([torch.stack(frames[i * t:(i + 1) * t]) for i in range(b)], clip_of_frame,
-                                self.precrops.repeat_interleave(t, dim=0)))
-        clips = [torch.stack(frames[i * t:(i + 1) * t]) for i in range(b)]
+            frames = list(
+                crops(
+                    [torch.stack(frames[i * t : (i + 1) * t]) for i in range(b)],
+                    clip_of_frame,
+                    self.precrops.repeat_interleave(t, dim=0),
+                )
+            )
+        clips = [torch.stack(frames[i * t : (i + 1) * t]) for i in range(b)]
         globals_ = render(clips, clip_of_frame, self.globals_.reshape(b * t, -1))
-        locals_ = render(frames, [i // local for i in range(b * t * local)], self.locals_.reshape(b * t * local, -1))
+        locals_ = render(
+            frames,
+            [i // local for i in range(b * t * local)],
+            self.locals_.reshape(b * t * local, -1),
+        )
         return globals_.unflatten(0, (b, t)), locals_.unflatten(0, (b, t, local))
 
 
@@ -170,22 +203,38 @@ class MultiCrop:
 
     def __init__(self, spec: MultiCropSpec) -> None:
         if spec.precrop:
-            raise ValueError("data.clip_precrop is DoRA's per-clip pre-crop; DINO's views have none")
+            raise ValueError(
+                "data.clip_precrop is DoRA's per-clip pre-crop; DINO's views have none"
+            )
         glob = _resized_crop(spec.global_size, spec.global_scale, spec.bilinear)
         self.global_1 = T.Compose([glob, *_colour(), _blur(1.0), *_finish()])
-        self.global_2 = T.Compose([glob, *_colour(), _blur(0.1), T.RandomSolarize(threshold=128, p=0.2), *_finish()])
-        self.local = T.Compose([_resized_crop(spec.local_size, spec.local_scale), *_colour(spec.local_flip), _blur(0.5),
-                                *_finish()])
+        self.global_2 = T.Compose(
+            [glob, *_colour(), _blur(0.1), T.RandomSolarize(threshold=128, p=0.2), *_finish()]
+        )
+        self.local = T.Compose(
+            [
+                _resized_crop(spec.local_size, spec.local_scale),
+                *_colour(spec.local_flip),
+                _blur(0.5),
+                *_finish(),
+            ]
+        )
         self.local_crops = spec.local_crops
 
     def __call__(self, frame: torch.Tensor) -> list[torch.Tensor]:
-        return [self.global_1(frame), self.global_2(frame), *(self.local(frame) for _ in range(self.local_crops))]
+        return [
+            self.global_1(frame),
+            self.global_2(frame),
+            *(self.local(frame) for _ in range(self.local_crops)),
+        ]
 
     def plan(self, frame: torch.Tensor) -> PlannedCrops:
         """The frame and its views' parameters: the same draws as ``__call__``, no pixel work."""
         height, width = frame.shape[-2:]
         transforms = [self.global_1, self.global_2, *[self.local] * self.local_crops]
-        return PlannedCrops([frame], torch.stack([plan(t, height, width) for t in transforms])[None])
+        return PlannedCrops(
+            [frame], torch.stack([plan(t, height, width) for t in transforms])[None]
+        )
 
 
 class ClipViews:
@@ -200,22 +249,36 @@ class ClipViews:
 
     def __init__(self, spec: MultiCropSpec, planned: bool = False) -> None:
         self.planned = planned  # __call__ only plans (the training device renders)
-        self.precrop = _resized_crop(spec.precrop, spec.precrop_scale, spec.bilinear) if spec.precrop else None
+        self.precrop = (
+            _resized_crop(spec.precrop, spec.precrop_scale, spec.bilinear) if spec.precrop else None
+        )
         self.crop = _resized_crop(spec.global_size, spec.global_scale, spec.bilinear)
         self.flip = T.RandomHorizontalFlip()
         self.frame = T.Compose([*_colour(flip=False), _blur(0.1), *_finish()])
-        self.local = T.Compose([_resized_crop(spec.local_size, spec.local_scale), *_colour(spec.local_flip), _blur(0.5),
-                                *_finish()])
+        self.local = T.Compose(
+            [
+                _resized_crop(spec.local_size, spec.local_scale),
+                *_colour(spec.local_flip),
+                _blur(0.5),
+                *_finish(),
+            ]
+        )
         self.local_crops = spec.local_crops
 
-    def __call__(self, frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
+    def __call__(
+        self, frames: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
         if self.planned:
             return self.plan(frames)
         clip = torch.stack(frames)
         if self.precrop is not None:
             clip = self.precrop(clip)  # (T, 3, P, P): one box for the clip
-        globals_ = torch.stack([self.frame(f) for f in self.flip(self.crop(clip))])  # one crop and flip for all
-        locals_ = torch.stack([torch.stack([self.local(f) for _ in range(self.local_crops)]) for f in clip])
+        globals_ = torch.stack(
+            [self.frame(f) for f in self.flip(self.crop(clip))]
+        )  # one crop and flip for all
+        locals_ = torch.stack(
+            [torch.stack([self.local(f) for _ in range(self.local_crops)]) for f in clip]
+        )
         return globals_, locals_
 
     def plan(self, frames: list[torch.Tensor]) -> PlannedClips:
@@ -228,6 +291,10 @@ class ClipViews:
             height = width = self.precrop.size[0]
         shared = plan(self.flip, height, width, plan(self.crop, height, width))
         globals_ = torch.stack([plan(self.frame, height, width, shared) for _ in frames])
-        locals_ = torch.stack([torch.stack([plan(self.local, height, width) for _ in range(self.local_crops)])
-                               for _ in frames])
+        locals_ = torch.stack(
+            [
+                torch.stack([plan(self.local, height, width) for _ in range(self.local_crops)])
+                for _ in frames
+            ]
+        )
         return PlannedClips([list(frames)], precrop[None], globals_[None], locals_[None])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from wtpipe.atomic import replacing
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -77,7 +79,9 @@ def voc_boxes(root: str) -> list[BoxedImage]:
     continuous coordinates as LOST reads them (x1 - 1, y1 - 1, x2, y2)."""
     folder = os.path.join(root, "Annotations")
     if not os.path.isdir(folder):
-        raise LayoutError(f"{root}: no Annotations/ folder (VOC layout: JPEGImages/ + Annotations/*.xml)")
+        raise LayoutError(
+            f"{root}: no Annotations/ folder (VOC layout: JPEGImages/ + Annotations/*.xml)"
+        )
     items = []
     for file in sorted(f for f in os.listdir(folder) if f.endswith(".xml")):
         path = os.path.join(folder, file)
@@ -103,8 +107,12 @@ def coco_image_root(path: str) -> str:
     beside ``annotations/`` (the COCO 2017 layout) when that folder exists, else the json's folder."""
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
-    if os.path.basename(folder) == "annotations" and name.startswith("instances_") and name.endswith(".json"):
-        split = os.path.join(os.path.dirname(folder), name[len("instances_"): -len(".json")])
+    if (
+        os.path.basename(folder) == "annotations"
+        and name.startswith("instances_")
+        and name.endswith(".json")
+    ):
+        split = os.path.join(os.path.dirname(folder), name[len("instances_") : -len(".json")])
         if os.path.isdir(split):
             return split
     return folder
@@ -127,9 +135,16 @@ def coco_boxes(path: str, image_root: str | None = None) -> list[BoxedImage]:
             continue
         x, y, w, h = ann["bbox"]
         boxes.setdefault(ann["image_id"], []).append(
-            ([round(x), round(y), round(x + w), round(y + h)], names.get(ann["category_id"], "")))
-    return [BoxedImage(os.path.join(root, images[i]), np.array([b for b, _ in found], dtype=np.float64),
-                       [n for _, n in found]) for i, found in sorted(boxes.items())]
+            ([round(x), round(y), round(x + w), round(y + h)], names.get(ann["category_id"], ""))
+        )
+    return [
+        BoxedImage(
+            os.path.join(root, images[i]),
+            np.array([b for b, _ in found], dtype=np.float64),
+            [n for _, n in found],
+        )
+        for i, found in sorted(boxes.items())
+    ]
 
 
 @dataclass
@@ -170,14 +185,23 @@ def coco_masks(path: str, image_root: str | None = None) -> list[MaskedImage]:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise LayoutError(f"{path}: not a COCO instances json ({err})") from None
     if not any("segmentation" in a for a in annotations):
-        raise LayoutError(f"{path}: no segmentation in its annotations (the attention task needs object masks)")
+        raise LayoutError(
+            f"{path}: no segmentation in its annotations (the attention task needs object masks)"
+        )
     root = image_root or coco_image_root(path)
     by_image: dict[int, list[dict]] = {}
     for ann in annotations:
         if ann.get("segmentation"):
             by_image.setdefault(ann["image_id"], []).append(ann)
-    return [MaskedImage(os.path.join(root, images[i]["file_name"]), found, (images[i]["height"], images[i]["width"]),
-                        names) for i, found in sorted(by_image.items())]
+    return [
+        MaskedImage(
+            os.path.join(root, images[i]["file_name"]),
+            found,
+            (images[i]["height"], images[i]["width"]),
+            names,
+        )
+        for i, found in sorted(by_image.items())
+    ]
 
 
 def box_images(data: str, image_root: str | None = None) -> list[BoxedImage]:
@@ -207,11 +231,23 @@ def davis_sequences(root: str, subset: str = "val", resolution: str = "480p") ->
         frames_dir = os.path.join(root, "JPEGImages", resolution, name)
         masks_dir = os.path.join(root, "Annotations", resolution, name)
         if not os.path.isdir(frames_dir) or not os.path.isdir(masks_dir):
-            log.error("%s: sequence %s listed but its frames or annotations are missing, skipped", listing, name)
+            log.error(
+                "%s: sequence %s listed but its frames or annotations are missing, skipped",
+                listing,
+                name,
+            )
             continue
-        frames = sorted(os.path.join(frames_dir, f) for f in os.listdir(frames_dir) if f.endswith(".jpg"))
-        masks = sorted(os.path.join(masks_dir, f) for f in os.listdir(masks_dir) if f.endswith(".png"))
-        if not frames or not masks or os.path.basename(masks[0])[:-4] != os.path.basename(frames[0])[:-4]:
+        frames = sorted(
+            os.path.join(frames_dir, f) for f in os.listdir(frames_dir) if f.endswith(".jpg")
+        )
+        masks = sorted(
+            os.path.join(masks_dir, f) for f in os.listdir(masks_dir) if f.endswith(".png")
+        )
+        if (
+            not frames
+            or not masks
+            or os.path.basename(masks[0])[:-4] != os.path.basename(frames[0])[:-4]
+        ):
             log.error("%s: no first-frame annotation for %s, skipped", masks_dir, name)
             continue
         sequences.append(Sequence(name, frames, masks))
@@ -222,7 +258,9 @@ def read_labels(path: str) -> np.ndarray:
     """A palette (or grey) PNG as its (H, W) uint8 label indices."""
     with Image.open(path) as image:
         if image.mode not in ("P", "L"):
-            raise LayoutError(f"{path}: annotation is {image.mode}, not a palette or grey PNG of label indices")
+            raise LayoutError(
+                f"{path}: annotation is {image.mode}, not a palette or grey PNG of label indices"
+            )
         return np.asarray(image)
 
 
@@ -244,6 +282,5 @@ def write_labels(path: str, labels: np.ndarray) -> None:
     """Save a label map as a palette PNG, as DAVIS annotations are."""
     image = Image.fromarray(labels.astype(np.uint8))  # mode L; putpalette makes it P
     image.putpalette(davis_palette().ravel().tolist())
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    image.save(tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        image.save(tmp)

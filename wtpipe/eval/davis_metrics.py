@@ -39,7 +39,7 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
 
 def disk(radius: int) -> np.ndarray:
     """A digital disk: offsets with dy^2 + dx^2 <= r^2 (scikit-image's ``morphology.disk``)."""
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     return (x * x + y * y) <= radius * radius
 
 
@@ -63,7 +63,7 @@ def statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
     values = np.asarray(per_frame, dtype=np.float64)
     mean, recall = float(np.nanmean(values)), float(np.nanmean(values > 0.5))
     ids = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(int)
-    bins = [values[ids[i]:ids[i + 1] + 1] for i in range(4)]
+    bins = [values[ids[i] : ids[i + 1] + 1] for i in range(4)]
     return mean, recall, float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
 
 
@@ -77,6 +77,13 @@ def evaluate_sequence(truth: np.ndarray, pred: np.ndarray) -> dict[int, dict[str
         j = np.array([jaccard(truth[t] == obj, pred[t] == obj) for t in frames])
         f = np.array([f_measure(truth[t] == obj, pred[t] == obj) for t in frames])
         (jm, jr, jd), (fm, fr, fd) = statistics(j), statistics(f)
-        out[obj] = {"J": jm, "J_recall": jr, "J_decay": jd, "F": fm, "F_recall": fr, "F_decay": fd,
-                    "J&F": (jm + fm) / 2}
+        out[obj] = {
+            "J": jm,
+            "J_recall": jr,
+            "J_decay": jd,
+            "F": fm,
+            "F_recall": fr,
+            "F_decay": fd,
+            "J&F": (jm + fm) / 2,
+        }
     return out

@@ -35,7 +35,9 @@ class Discovered:
     box: Box
     seed: int  # flat patch index
     mask: np.ndarray  # (h, w) bool: the component that gave the box
-    score: np.ndarray  # (h, w): TokenCut's eigenvector (seed side positive), LOST's seed-expansion sum
+    score: (
+        np.ndarray
+    )  # (h, w): TokenCut's eigenvector (seed side positive), LOST's seed-expansion sum
 
 
 def component_box(foreground: np.ndarray, seed: int) -> tuple[Box, np.ndarray]:
@@ -49,22 +51,33 @@ def component_box(foreground: np.ndarray, seed: int) -> tuple[Box, np.ndarray]:
     return (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1), mask
 
 
-def second_eigenvector(affinity: np.ndarray, solver: Literal["arpack", "dense"] = "arpack") -> np.ndarray:
+def second_eigenvector(
+    affinity: np.ndarray, solver: Literal["arpack", "dense"] = "arpack"
+) -> np.ndarray:
     """The generalised eigenvector of (D - A) x = lambda D x with the second smallest eigenvalue."""
     degree = affinity.sum(1)
     if solver == "dense":
-        _, vectors = scipy.linalg.eigh(np.diag(degree) - affinity, np.diag(degree), subset_by_index=[1, 1])
+        _, vectors = scipy.linalg.eigh(
+            np.diag(degree) - affinity, np.diag(degree), subset_by_index=[1, 1]
+        )
         return vectors[:, 0]
     inv_sqrt = 1.0 / np.sqrt(degree)
     normalised = inv_sqrt[:, None] * affinity * inv_sqrt[None, :]
     # Largest eigenvalues of the normalised affinity <-> smallest of the normalised Laplacian.
-    start = np.random.default_rng(0).uniform(0.5, 1.5, len(degree))  # fixed, so boxes are reproducible
+    start = np.random.default_rng(0).uniform(
+        0.5, 1.5, len(degree)
+    )  # fixed, so boxes are reproducible
     values, vectors = scipy.sparse.linalg.eigsh(normalised, k=2, which="LA", v0=start)
     return inv_sqrt * vectors[:, np.argsort(values)[0]]
 
 
-def tokencut(keys: np.ndarray, grid: tuple[int, int], tau: float = 0.2, eps: float = 1e-5,
-             solver: Literal["arpack", "dense"] = "arpack") -> Discovered:
+def tokencut(
+    keys: np.ndarray,
+    grid: tuple[int, int],
+    tau: float = 0.2,
+    eps: float = 1e-5,
+    solver: Literal["arpack", "dense"] = "arpack",
+) -> Discovered:
     """``keys`` (h*w, d) patch keys of one image."""
     feats = keys.astype(np.float64)
     feats = feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-12)
@@ -94,7 +107,9 @@ def lost(keys: np.ndarray, grid: tuple[int, int], k_patches: int = 100) -> Disco
     return Discovered(box, seed, mask, expansion.reshape(grid))
 
 
-def to_pixels(box: Box, patch: int, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+def to_pixels(
+    box: Box, patch: int, image_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """Patch box -> pixel box (x1, y1, x2, y2), clipped to the image (h, w) that was zero-padded."""
     x1, y1, x2, y2 = box
     return (x1 * patch, y1 * patch, min(x2 * patch, image_size[1]), min(y2 * patch, image_size[0]))
@@ -103,7 +118,10 @@ def to_pixels(box: Box, patch: int, image_size: tuple[int, int]) -> tuple[float,
 def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     """IoU of one (x1, y1, x2, y2) box with each row of ``boxes``, continuous coordinates (LOST's
     ``bbox_iou``, including its eps on the heights and the union)."""
-    box, boxes = np.asarray(box, dtype=np.float64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    box, boxes = (
+        np.asarray(box, dtype=np.float64),
+        np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+    )
     inter_w = (np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])).clip(0)
     inter_h = (np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])).clip(0)
     inter = inter_w * inter_h
@@ -112,6 +130,8 @@ def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray
     return inter / (area + areas - inter + eps)
 
 
-def corloc_hit(pred: tuple[float, float, float, float], truth: np.ndarray, threshold: float = 0.5) -> bool:
+def corloc_hit(
+    pred: tuple[float, float, float, float], truth: np.ndarray, threshold: float = 0.5
+) -> bool:
     """CorLoc's rule: the predicted box overlaps some ground-truth box with IoU >= 0.5."""
     return bool((box_iou(np.asarray(pred), truth) >= threshold).any())

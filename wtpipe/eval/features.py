@@ -18,20 +18,28 @@ from PIL import Image
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from wtpipe.atomic import replacing
 from wtpipe.eval.datasets import read_rgb
 from wtpipe.eval.settings import Kind
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import WeightsInfo
-
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def center_crop_transform(size: int = 224) -> Callable[[np.ndarray], torch.Tensor]:
     """DINO's evaluation view: resize the short side to size * 256/224 (bicubic), centre crop."""
-    steps = v2.Compose([v2.ToImage(), v2.Resize(size * 256 // 224, interpolation=v2.InterpolationMode.BICUBIC,
-                                                  antialias=True),
-                        v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    steps = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(
+                size * 256 // 224, interpolation=v2.InterpolationMode.BICUBIC, antialias=True
+            ),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     return lambda rgb: steps(Image.fromarray(rgb))
 
 
@@ -43,8 +51,14 @@ def embed(backbone: ViTBackbone, images: torch.Tensor, kind: Kind) -> torch.Tens
     if kind == "cls":
         return backbone(images)
     blocks = 4 if kind == "last4" else 1
-    outputs = backbone.vit.forward_intermediates(images, indices=blocks, norm=True, return_prefix_tokens=True,
-                                                 output_fmt="NLC", intermediates_only=True)
+    outputs = backbone.vit.forward_intermediates(
+        images,
+        indices=blocks,
+        norm=True,
+        return_prefix_tokens=True,
+        output_fmt="NLC",
+        intermediates_only=True,
+    )
     cls = torch.cat([prefix[:, 0] for _, prefix in outputs], dim=1)
     return cls if kind == "last4" else torch.cat([cls, outputs[-1][0].mean(1)], dim=1)
 
@@ -63,8 +77,16 @@ def _key(info: WeightsInfo, kind: str, size: int, paths: list[str]) -> str:
     return digest.hexdigest()[:20]
 
 
-def extract(backbone: ViTBackbone, info: WeightsInfo, paths: list[str], kind: Kind, cache_dir: str | None,
-            size: int = 224, batch_size: int = 32, desc: str = "features") -> tuple[torch.Tensor, np.ndarray]:
+def extract(
+    backbone: ViTBackbone,
+    info: WeightsInfo,
+    paths: list[str],
+    kind: Kind,
+    cache_dir: str | None,
+    size: int = 224,
+    batch_size: int = 32,
+    desc: str = "features",
+) -> tuple[torch.Tensor, np.ndarray]:
     """(features (n_ok, D) float32 on the CPU, indices into ``paths`` of the images that were read)."""
     cache = None
     if cache_dir:
@@ -75,7 +97,9 @@ def extract(backbone: ViTBackbone, info: WeightsInfo, paths: list[str], kind: Ki
                 saved = torch.load(cache, map_location="cpu", weights_only=True)
                 return saved["features"], saved["kept"].numpy()
             except (RuntimeError, EOFError, KeyError, OSError) as err:
-                print(f"{cache}: unreadable feature cache, recomputing ({str(err).splitlines()[0]})")
+                print(
+                    f"{cache}: unreadable feature cache, recomputing ({str(err).splitlines()[0]})"
+                )
     transform = center_crop_transform(size)
     device = next(backbone.parameters()).device
     features, kept, batch = [], [], []
@@ -90,7 +114,6 @@ def extract(backbone: ViTBackbone, info: WeightsInfo, paths: list[str], kind: Ki
     result = torch.cat(features) if features else torch.zeros(0, 0)
     kept_array = np.array(kept, dtype=np.int64)
     if cache:
-        tmp = f"{cache}.tmp-{os.getpid()}"
-        torch.save({"features": result, "kept": torch.from_numpy(kept_array)}, tmp)
-        os.replace(tmp, cache)
+        with replacing(cache) as tmp:
+            torch.save({"features": result, "kept": torch.from_numpy(kept_array)}, tmp)
     return result, kept_array

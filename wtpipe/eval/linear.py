@@ -25,19 +25,22 @@ class ProbeConfig:
     seed: int = 0
 
 
-def train_probe(train: torch.Tensor, labels: torch.Tensor, classes: int, config: ProbeConfig) -> nn.Linear:
+def train_probe(
+    train: torch.Tensor, labels: torch.Tensor, classes: int, config: ProbeConfig
+) -> nn.Linear:
     generator = torch.Generator().manual_seed(config.seed)
     probe = nn.Linear(train.shape[1], classes)
     with torch.no_grad():
         probe.weight.copy_(torch.randn(probe.weight.shape, generator=generator) * 0.01)
         probe.bias.zero_()
-    optimizer = torch.optim.SGD(probe.parameters(), lr=config.lr * config.batch_size / 256, momentum=0.9,
-                                weight_decay=0.0)
+    optimizer = torch.optim.SGD(
+        probe.parameters(), lr=config.lr * config.batch_size / 256, momentum=0.9, weight_decay=0.0
+    )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs, eta_min=0)
     for _ in range(config.epochs):
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), config.batch_size):
-            batch = order[start:start + config.batch_size]
+            batch = order[start : start + config.batch_size]
             loss = nn.functional.cross_entropy(probe(train[batch]), labels[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -46,8 +49,14 @@ def train_probe(train: torch.Tensor, labels: torch.Tensor, classes: int, config:
     return probe
 
 
-def probe_eval(train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor, val_labels: torch.Tensor,
-               classes: int, config: ProbeConfig) -> tuple[dict[str, float], torch.Tensor]:
+def probe_eval(
+    train: torch.Tensor,
+    train_labels: torch.Tensor,
+    val: torch.Tensor,
+    val_labels: torch.Tensor,
+    classes: int,
+    config: ProbeConfig,
+) -> tuple[dict[str, float], torch.Tensor]:
     """(top-1/top-5 on val and top-1 on train, in percent; the val logits)."""
     probe = train_probe(train, train_labels, classes, config)
     with torch.no_grad():

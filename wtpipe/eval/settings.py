@@ -42,7 +42,9 @@ class DiscoverConfig:
     tau: float = 0.2
     eps: float = 1e-5
     k_patches: int = 100
-    image_root: PathStr = ""  # COCO json: folder that file_name is relative to (default: datasets.coco_image_root)
+    image_root: PathStr = (
+        ""  # COCO json: folder that file_name is relative to (default: datasets.coco_image_root)
+    )
     max_images: int = 0  # 0: all
     pictures: int = 24  # overlay PNGs for the first N images
 
@@ -50,7 +52,9 @@ class DiscoverConfig:
 @dataclass
 class AttentionConfig:
     keep: float = 0.6  # share of each head's [CLS] attention mass its mask keeps (DINO: 60 %)
-    image_root: PathStr = ""  # folder that file_name is relative to (default: datasets.coco_image_root)
+    image_root: PathStr = (
+        ""  # folder that file_name is relative to (default: datasets.coco_image_root)
+    )
     max_images: int = 0  # 0: all
     pictures: int = 24  # per-head mask PNGs for the first N images
 
@@ -65,5 +69,10 @@ class DavisConfig:
     short_side: int = 480
 
 
-TASKS: dict[str, type] = {"knn": KnnConfig, "linear": LinearConfig, "discover": DiscoverConfig,
-                         "attention": AttentionConfig, "davis": DavisConfig}
+TASKS: dict[str, type] = {
+    "knn": KnnConfig,
+    "linear": LinearConfig,
+    "discover": DiscoverConfig,
+    "attention": AttentionConfig,
+    "davis": DavisConfig,
+}

@@ -20,11 +20,20 @@ def _done(path: str, source: str, step: int) -> dict[str, float] | None:
     except (OSError, ValueError):
         return None
     weights = report.get("weights", {})
-    return report["metrics"] if (weights.get("source"), weights.get("step")) == (source, step) else None
+    return (
+        report["metrics"]
+        if (weights.get("source"), weights.get("step")) == (source, step)
+        else None
+    )
 
 
-def score(weights: str, data: dict[str, str], out: str, device: str = "cpu",
-          settings: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, float]]:
+def score(
+    weights: str,
+    data: dict[str, str],
+    out: str,
+    device: str = "cpu",
+    settings: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, float]]:
     """Run each ``task -> data`` on ``weights`` into ``out/TASK/`` (skipping tasks already scored on
     the same weights); the metrics per task. ``settings``: per-task overrides of the defaults."""
     backbone, info = load_backbone(weights, device)

@@ -10,20 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wtpipe.config import PathStr
+from wtpipe.config import PathStr, resumable
 from wtpipe.models.archs import ARCHS
 
 
+# Each field's help is the comment on its line (wtpipe.config.field_help): not reformatted.
+# fmt: off
 @dataclass
 class SegDataConfig:
-    root: PathStr = ""  # ADE20K layout: images/ and annotations/, each with training/ and validation/
+    root: PathStr = resumable("")  # ADE20K layout: images/ and annotations/, each with training/ and validation/
     num_classes: int = 150  # after reduce_zero_label
     reduce_zero_label: bool = True  # annotation 0 is "other" (ignored); 1..C become 0..C-1
     crop: int = 512  # training crop and sliding-window size
     base_scale: tuple[int, int] = (2048, 512)  # (long-side cap, short side) before the random ratio
     ratio_range: tuple[float, float] = (0.5, 2.0)  # random rescale of the base scale
     batch_size: int = 2  # images per rank per micro-step
-    num_workers: int = 2  # loader processes per rank
+    num_workers: int = resumable(2)  # loader processes per rank
     slide_stride: int = 341  # sliding-window step at validation
 
 
@@ -40,26 +42,26 @@ class FinetuneModelConfig:
 class FinetuneOptimConfig:
     iters: int = 160000  # optimizer steps
     lr: float = 1e-4  # at the head; block i of L gets lr x layer_decay^(L + 1 - i)
-    layer_decay: float = 0.65
-    weight_decay: float = 0.05
+    layer_decay: float = 0.65  # lr decay per block from the head down (BEiT/ViTDet)
+    weight_decay: float = 0.05  # AdamW, on matrices only
     warmup_iters: int = 1500  # linear warm-up from lr x 1e-6 (mmcv)
     power: float = 1.0  # poly decay to min_lr
-    min_lr: float = 0.0
+    min_lr: float = 0.0  # end of the poly decay
     clip_grad: float = 0.0  # global norm; 0: off
     grad_accum: int = 1  # micro-steps per optimizer step
 
 
 @dataclass
 class FinetuneRunConfig:
-    output_dir: PathStr = "runs/seg"  # checkpoints, scalars, validation metrics and pictures
+    output_dir: PathStr = resumable("runs/seg")  # checkpoints, scalars, validation metrics and pictures
     seed: int = 0  # head init, data order and augmentation are functions of it
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the forward pass
-    checkpoint_every: int = 2000  # steps
-    keep_last: int = 2  # checkpoints kept
-    log_every: int = 50  # steps between scalar rows
+    checkpoint_every: int = resumable(2000)  # steps
+    keep_last: int = resumable(2)  # checkpoints kept
+    log_every: int = resumable(50)  # steps between scalar rows
     val_every: int = 16000  # steps between validations (and at the end); 0: only at the end
-    pictures: int = 6  # validation images drawn as overlays
-    threads: int = 0  # intra-op threads; 0: OMP_NUM_THREADS or cores per rank - loader workers
+    pictures: int = resumable(6)  # validation images drawn as overlays
+    threads: int = resumable(0)  # intra-op threads; 0: OMP_NUM_THREADS or cores per rank - loader workers
 
 
 @dataclass
@@ -73,19 +75,20 @@ class SegConfig:
         if self.model.head not in ("linear", "upernet"):
             raise ValueError(f"model.head: segmentation heads are 'linear' and 'upernet', not {self.model.head!r}")
         if self.model.weights.startswith("random:") and self.model.weights.split(":")[1] not in ARCHS:
-            raise ValueError(f"model.weights: arch {self.model.weights.split(':')[1]!r} is not one of {', '.join(ARCHS)}")
+            arch = self.model.weights.split(":")[1]
+            raise ValueError(f"model.weights: arch {arch!r} is not one of {', '.join(ARCHS)}")
 
 
 @dataclass
 class DetDataConfig:
-    root: PathStr = ""  # COCO layout: SPLIT/ image folders and annotations/instances_SPLIT.json
-    train_split: str = "train2017"
-    val_split: str = "val2017"
+    root: PathStr = resumable("")  # COCO layout: SPLIT/ image folders and annotations/instances_SPLIT.json
+    train_split: str = "train2017"  # image folder and annotations/instances_SPLIT.json for training
+    val_split: str = "val2017"  # the same for validation
     min_sizes: tuple[int, ...] = (640, 672, 704, 736, 768, 800)  # training short side, one drawn per batch
     max_size: int = 1333  # long-side cap
     test_size: int = 800  # validation short side
     batch_size: int = 2  # images per rank per micro-step
-    num_workers: int = 2
+    num_workers: int = resumable(2)  # loader processes per rank
 
 
 @dataclass

@@ -25,11 +25,11 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from wtpipe.atomic import write_json_atomic
 from wtpipe.eval.datasets import LayoutError, read_rgb
 from wtpipe.finetune.config import DetConfig
 from wtpipe.finetune.det_model import mask_rcnn, new_modules
 from wtpipe.models.vit import ViTBackbone
-from wtpipe.shards.tarwriter import write_json_atomic
 from wtpipe.viz.pictures import save_png
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def coco_split(root: str, split: str) -> CocoSplit:
     path = os.path.join(root, "annotations", f"instances_{split}.json")
     folder = os.path.join(root, split)
     if not os.path.isdir(folder) or not os.path.exists(path):
-        raise LayoutError(f"{root}: expected {split}/ and annotations/instances_{split}.json (COCO layout)")
+        raise LayoutError(
+            f"{root}: expected {split}/ and annotations/instances_{split}.json (COCO layout)"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -96,19 +98,31 @@ class DetTrainSet(Dataset):
     def __len__(self) -> int:
         return len(self.split.images)
 
-    def _load(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+    def _load(
+        self, i: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
         info = self.split.images[i]
-        anns = [a for a in self.split.annotations.get(info["id"], []) if a["bbox"][2] > 1 and a["bbox"][3] > 1]
+        anns = [
+            a
+            for a in self.split.annotations.get(info["id"], [])
+            if a["bbox"][2] > 1 and a["bbox"][3] > 1
+        ]
         rgb = read_rgb(os.path.join(self.split.folder, info["file_name"]))
         if rgb is None or not anns:
             return None
         height, width = rgb.shape[:2]
-        boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float32)
-        masks = torch.from_numpy(np.stack([decode_mask(a["segmentation"], height, width) for a in anns]))
+        boxes = torch.tensor(
+            [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float32
+        )
+        masks = torch.from_numpy(
+            np.stack([decode_mask(a["segmentation"], height, width) for a in anns])
+        )
         image = image_tensor(rgb)
         if rng.random() < 0.5:
             image, masks = image.flip(-1), masks.flip(-1)
-            boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+            boxes = torch.stack(
+                [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
+            )
         labels = torch.tensor([self.label[a["category_id"]] for a in anns], dtype=torch.int64)
         return image, {"boxes": boxes, "labels": labels, "masks": masks}
 
@@ -121,8 +135,10 @@ class DetTrainSet(Dataset):
                 return found
             if i not in self.bad:
                 self.bad.add(i)
-                log.warning("%s: unreadable or without objects; passed over",
-                            os.path.join(self.split.folder, self.split.images[i]["file_name"]))
+                log.warning(
+                    "%s: unreadable or without objects; passed over",
+                    os.path.join(self.split.folder, self.split.images[i]["file_name"]),
+                )
         raise RuntimeError("no usable training image")
 
 
@@ -136,23 +152,42 @@ def coco_scores(json_path: str, detections: list[dict[str, Any]], kind: str) -> 
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {f"{kind}_{name}": 100 * max(float(v), 0.0) for name, v in zip(STATS, evaluator.stats[:6])}
+    return {
+        f"{kind}_{name}": 100 * max(float(v), 0.0) for name, v in zip(STATS, evaluator.stats[:6])
+    }
 
 
-def detections_for(image_id: int, output: dict[str, torch.Tensor], categories: list[int]) -> list[dict[str, Any]]:
+def detections_for(
+    image_id: int, output: dict[str, torch.Tensor], categories: list[int]
+) -> list[dict[str, Any]]:
     """torchvision's output for one image as COCO results (xywh boxes, RLE masks thresholded at 0.5)."""
     found = []
-    for box, score, label, mask in zip(output["boxes"].tolist(), output["scores"].tolist(),
-                                       output["labels"].tolist(), output["masks"]):
+    for box, score, label, mask in zip(
+        output["boxes"].tolist(),
+        output["scores"].tolist(),
+        output["labels"].tolist(),
+        output["masks"],
+    ):
         x1, y1, x2, y2 = box
-        found.append({"image_id": image_id, "category_id": categories[label - 1], "score": round(score, 5),
-                      "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                      "segmentation": encode_mask((mask[0] > 0.5).cpu().numpy())})
+        found.append(
+            {
+                "image_id": image_id,
+                "category_id": categories[label - 1],
+                "score": round(score, 5),
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                "segmentation": encode_mask((mask[0] > 0.5).cpu().numpy()),
+            }
+        )
     return found
 
 
-def detection_png(rgb: np.ndarray, truth: list[list[float]], output: dict[str, torch.Tensor], path: str,
-                  threshold: float = 0.5) -> str:
+def detection_png(
+    rgb: np.ndarray,
+    truth: list[list[float]],
+    output: dict[str, torch.Tensor],
+    path: str,
+    threshold: float = 0.5,
+) -> str:
     """Truth boxes in red; predictions above ``threshold`` in green with their masks tinted."""
     picture = rgb.astype(np.float32)
     keep = output["scores"] >= threshold
@@ -178,11 +213,20 @@ class DetTask:
         self.train = coco_split(config.data.root, config.data.train_split)
         self.val = coco_split(config.data.root, config.data.val_split)
         if self.train.categories != self.val.categories:
-            raise LayoutError(f"{config.data.root}: train and val annotations list different categories")
+            raise LayoutError(
+                f"{config.data.root}: train and val annotations list different categories"
+            )
 
     def build(self, backbone: ViTBackbone) -> tuple[nn.Module, nn.Module]:
         d, m = self.config.data, self.config.model
-        model = mask_rcnn(backbone, len(self.train.categories), d.min_sizes, d.max_size, m.rpn_proposals, m.roi_samples)
+        model = mask_rcnn(
+            backbone,
+            len(self.train.categories),
+            d.min_sizes,
+            d.max_size,
+            m.rpn_proposals,
+            m.roi_samples,
+        )
         return model, new_modules(model)
 
     def dataset(self) -> Dataset:
@@ -191,7 +235,9 @@ class DetTask:
     def collate(self, items: list[Any]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
         return [image for image, _ in items], [target for _, target in items]
 
-    def loss(self, model: nn.Module, batch: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, batch: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
+    ) -> torch.Tensor:
         images, targets = batch
         return sum(model(images, targets).values())
 
@@ -201,10 +247,20 @@ class DetTask:
         train_sizes = transform.min_size
         transform.min_size = (self.config.data.test_size,)
         detections, skipped, pictures = [], [], self.config.run.pictures
-        drawn = set(np.linspace(0, len(self.val.images) - 1, min(pictures, len(self.val.images))).round().astype(int)
-                    .tolist()) if pictures else set()
+        drawn = (
+            set(
+                np.linspace(0, len(self.val.images) - 1, min(pictures, len(self.val.images)))
+                .round()
+                .astype(int)
+                .tolist()
+            )
+            if pictures
+            else set()
+        )
         try:
-            for index, info in enumerate(tqdm(self.val.images, desc="val", unit="img", leave=False)):
+            for index, info in enumerate(
+                tqdm(self.val.images, desc="val", unit="img", leave=False)
+            ):
                 path = os.path.join(self.val.folder, info["file_name"])
                 rgb = read_rgb(path)
                 if rgb is None:
@@ -214,15 +270,39 @@ class DetTask:
                 detections += detections_for(info["id"], output, self.val.categories)
                 if index in drawn:
                     truth = [a["bbox"] for a in self.val.annotations.get(info["id"], [])]
-                    detection_png(rgb, truth, output, os.path.join(out, "pictures", f"{os.path.splitext(info['file_name'])[0]}.png"))
+                    detection_png(
+                        rgb,
+                        truth,
+                        output,
+                        os.path.join(
+                            out, "pictures", f"{os.path.splitext(info['file_name'])[0]}.png"
+                        ),
+                    )
         finally:
             transform.min_size = train_sizes
-        metrics = {**coco_scores(self.val.json_path, detections, "bbox"), **coco_scores(self.val.json_path, detections, "segm")}
+        metrics = {
+            **coco_scores(self.val.json_path, detections, "bbox"),
+            **coco_scores(self.val.json_path, detections, "segm"),
+        }
         os.makedirs(out, exist_ok=True)
         write_json_atomic(os.path.join(out, "detections.json"), json.dumps(detections) + "\n")
-        write_json_atomic(os.path.join(out, "metrics.json"), json.dumps(
-            {**metrics, "images": len(self.val.images) - len(skipped), "detections": len(detections),
-             "skipped": skipped}, indent=1) + "\n")
+        write_json_atomic(
+            os.path.join(out, "metrics.json"),
+            json.dumps(
+                {
+                    **metrics,
+                    "images": len(self.val.images) - len(skipped),
+                    "detections": len(detections),
+                    "skipped": skipped,
+                },
+                indent=1,
+            )
+            + "\n",
+        )
         if skipped:
-            log.warning("validation skipped %d unreadable image(s), listed in %s/metrics.json", len(skipped), out)
+            log.warning(
+                "validation skipped %d unreadable image(s), listed in %s/metrics.json",
+                len(skipped),
+                out,
+            )
         return {k: metrics[k] for k in self.columns}

@@ -41,39 +41,71 @@ class SimpleFeaturePyramid(nn.Module):
         self.out_channels = out_channels
         dim = backbone.embed_dim
         scales = [
-            nn.Sequential(nn.ConvTranspose2d(dim, dim // 2, 2, 2), ChannelNorm(dim // 2), nn.GELU(),
-                          nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2)),
+            nn.Sequential(
+                nn.ConvTranspose2d(dim, dim // 2, 2, 2),
+                ChannelNorm(dim // 2),
+                nn.GELU(),
+                nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2),
+            ),
             nn.ConvTranspose2d(dim, dim // 2, 2, 2),
             nn.Identity(),
-            nn.MaxPool2d(2, 2)]
+            nn.MaxPool2d(2, 2),
+        ]
         widths = [dim // 4, dim // 2, dim, dim]
-        self.levels = nn.ModuleList([
-            nn.Sequential(scale, nn.Conv2d(w, out_channels, 1, bias=False), ChannelNorm(out_channels),
-                          nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), ChannelNorm(out_channels))
-            for scale, w in zip(scales, widths)])
+        self.levels = nn.ModuleList(
+            [
+                nn.Sequential(
+                    scale,
+                    nn.Conv2d(w, out_channels, 1, bias=False),
+                    ChannelNorm(out_channels),
+                    nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                    ChannelNorm(out_channels),
+                )
+                for scale, w in zip(scales, widths)
+            ]
+        )
         self.top = nn.MaxPool2d(1, 2)  # P6 from P5, as detectron2's LastLevelMaxPool
 
     def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         last = len(self.backbone.vit.blocks) - 1
-        tokens = self.backbone.vit.forward_intermediates(images, indices=[last], norm=True, intermediates_only=True)[0]
+        tokens = self.backbone.vit.forward_intermediates(
+            images, indices=[last], norm=True, intermediates_only=True
+        )[0]
         maps = [level(tokens) for level in self.levels]
         maps.append(self.top(maps[-1]))
         return OrderedDict(zip(LEVELS, maps))
 
 
-def mask_rcnn(backbone: ViTBackbone, num_classes: int, min_size: int | tuple[int, ...] = 800,
-              max_size: int = 1333, rpn_proposals: int = 2000, roi_samples: int = 512) -> MaskRCNN:
+def mask_rcnn(
+    backbone: ViTBackbone,
+    num_classes: int,
+    min_size: int | tuple[int, ...] = 800,
+    max_size: int = 1333,
+    rpn_proposals: int = 2000,
+    roi_samples: int = 512,
+) -> MaskRCNN:
     """Mask R-CNN (``num_classes`` without background) on the ViT's simple pyramid; images are
     normalised with the pretraining's mean/std, resized to a short side of ``min_size`` (one
     drawn per training batch from a tuple) and padded to a multiple of 32 by torchvision."""
-    anchors = AnchorGenerator(sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5)
-    return MaskRCNN(SimpleFeaturePyramid(backbone), num_classes=num_classes + 1, min_size=min_size, max_size=max_size,
-                    image_mean=list(MEAN), image_std=list(STD), rpn_anchor_generator=anchors,
-                    box_roi_pool=MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, 2),
-                    mask_roi_pool=MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 14, 2),
-                    rpn_pre_nms_top_n_train=rpn_proposals, rpn_post_nms_top_n_train=rpn_proposals,
-                    rpn_pre_nms_top_n_test=min(rpn_proposals, 1000), rpn_post_nms_top_n_test=min(rpn_proposals, 1000),
-                    box_batch_size_per_image=roi_samples)
+    anchors = AnchorGenerator(
+        sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5
+    )
+    return MaskRCNN(
+        SimpleFeaturePyramid(backbone),
+        num_classes=num_classes + 1,
+        min_size=min_size,
+        max_size=max_size,
+        image_mean=list(MEAN),
+        image_std=list(STD),
+        rpn_anchor_generator=anchors,
+        box_roi_pool=MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, 2),
+        mask_roi_pool=MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 14, 2),
+        rpn_pre_nms_top_n_train=rpn_proposals,
+        rpn_post_nms_top_n_train=rpn_proposals,
+        rpn_pre_nms_top_n_test=min(rpn_proposals, 1000),
+        rpn_post_nms_top_n_test=min(rpn_proposals, 1000),
+        box_batch_size_per_image=roi_samples,
+    )
 
 
 def new_modules(model: MaskRCNN) -> nn.Module:

@@ -13,36 +13,28 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 import torch
-from accelerate import Accelerator, InitProcessGroupKwargs
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from wtpipe import rundir
+from wtpipe.atomic import replacing, write_json_atomic
 from wtpipe.config import to_dict
 from wtpipe.data.loader import make_loader, running, to_device
+from wtpipe.engine import checkpoint, rundir
+from wtpipe.engine.logs import ScalarLog, plot_loss
+from wtpipe.engine.resources import start_process
+from wtpipe.engine.stopping import StopRequest
 from wtpipe.finetune.optim import layer_decay_groups
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.models.weights import load_backbone
 from wtpipe.ops.schedules import poly
-from wtpipe.shards.tarwriter import write_json_atomic
-from wtpipe.train import checkpoint
-from wtpipe.train.config import config_differences
-from wtpipe.train.logs import ScalarLog, plot_loss
-from wtpipe.train.resources import thread_budget
-from wtpipe.train.stopping import StopRequest, die_with_launcher
 
 log = logging.getLogger(__name__)
-
-
-class ResumeError(RuntimeError):
-    """The output directory holds a checkpoint this config cannot continue."""
 
 
 class Task(Protocol):
@@ -78,34 +70,40 @@ class Result:
     output_dir: str
 
 
-def model_and_optimizer(config: Any, task: Task, backbone: ViTBackbone) -> tuple[nn.Module, torch.optim.Optimizer]:
+def model_and_optimizer(
+    config: Any, task: Task, backbone: ViTBackbone
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The task's model around ``backbone`` and AdamW with layer-wise lr decay (the backbone frozen
     first when the recipe says so, so that its parameters join no group)."""
     if config.model.freeze_backbone:
         backbone.requires_grad_(False)
     model, head = task.build(backbone)
     o = config.optim
-    return model, torch.optim.AdamW(layer_decay_groups(backbone, head, o.weight_decay, o.layer_decay),
-                                    lr=o.lr, betas=(0.9, 0.999), fused=torch.cuda.is_available())
+    return model, torch.optim.AdamW(
+        layer_decay_groups(backbone, head, o.weight_decay, o.layer_decay),
+        lr=o.lr,
+        betas=(0.9, 0.999),
+        fused=torch.cuda.is_available(),
+    )
 
 
 class Finetuner:
     def __init__(self, config: Any, task: Task) -> None:
         self.config, self.task = config, task
-        die_with_launcher()
         run, model_cfg = config.run, config.model
-        timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=10))
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.mixed_precision,
-                                       kwargs_handlers=[timeout])
+        self.accelerator, self.threads = start_process(
+            run.mixed_precision, run.threads, config.data.num_workers
+        )
         self.rank = self.accelerator.process_index
-        self.threads = thread_budget(run.threads, config.data.num_workers, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        torch.set_num_threads(self.threads)
         self.out = run.output_dir
         self.ckpt_root = os.path.join(self.out, rundir.CHECKPOINTS)
         pretrained, self.weights_info = load_backbone(model_cfg.weights)
         set_seed(run.seed)  # the same head on every rank
-        backbone = ViTBackbone(self.weights_info.arch, drop_path_rate=model_cfg.drop_path_rate,
-                               pos_interpolation=self.weights_info.pos_interpolation)
+        backbone = ViTBackbone(
+            self.weights_info.arch,
+            drop_path_rate=model_cfg.drop_path_rate,
+            pos_interpolation=self.weights_info.pos_interpolation,
+        )
         backbone.load_state_dict(pretrained.state_dict())
         model, optimizer = model_and_optimizer(config, task, backbone)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -114,50 +112,34 @@ class Finetuner:
 
     # -- checkpoints ---------------------------------------------------------------------
     def _resume(self) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
-        acc, found = self.accelerator, None
-        if acc.is_main_process:
-            checkpoint.remove_partial(self.ckpt_root)
-            found = checkpoint.newest_intact(self.ckpt_root)
-        acc.wait_for_everyone()
-        path = found[0] if found else rundir.latest(self.ckpt_root)
-        if path is None:
+        found = checkpoint.resume(self.accelerator, self.ckpt_root, self.config)
+        if found is None:
             return 0, {}, None
-        state = found[1] if found else checkpoint.load_state(path)
-        diffs = config_differences(state["config"], to_dict(self.config))
-        if diffs:
-            raise ResumeError(f"{path} was written by a run with another config ({'; '.join(diffs)}); "
-                              "use another run.output_dir, or the same config to resume")
-        acc.unwrap_model(self.model).load_state_dict(state["model"])
+        _, state, rng = found
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.optimizer.load_state_dict(state["optimizer"])
-        if acc.scaler is not None and "scaler" in state:
-            acc.scaler.load_state_dict(state["scaler"])
-        rng = checkpoint.load_rank_rng(path, self.rank)
-        if rng is None:
-            raise ResumeError(f"{path} holds no RNG state for rank {self.rank} (world size changed?)")
-        if acc.is_main_process:
-            log.info("resuming from %s (step %d)", path, state["step"])
         return int(state["step"]), dict(state["best"]), rng
 
     def _save(self, step: int) -> None:
         acc = self.accelerator
-        directory = checkpoint.start(acc, self.ckpt_root, step)
-        if acc.is_main_process:
-            with checkpoint.writing(self.ckpt_root, directory, step):
-                state = {"step": step, "config": to_dict(self.config),
-                         "model": acc.unwrap_model(self.model).state_dict(),
-                         "optimizer": self.optimizer.optimizer.state_dict(), "best": self.best}
-                if acc.scaler is not None:
-                    state["scaler"] = acc.scaler.state_dict()
-                checkpoint.publish(self.ckpt_root, directory, step, state, self.config.run.keep_last)
-        acc.wait_for_everyone()
+        checkpoint.save(
+            acc,
+            self.ckpt_root,
+            step,
+            self.config,
+            self.optimizer.optimizer,
+            lambda: {"model": acc.unwrap_model(self.model).state_dict(), "best": self.best},
+        )
 
     def _write_model(self, folder: str, metrics: dict[str, float], step: int) -> None:
         """``folder/model.safetensors`` (the whole fine-tuned model) and its metrics, replaced atomically."""
         os.makedirs(folder, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.accelerator.unwrap_model(self.model).state_dict().items()}
-        tmp = os.path.join(folder, f"model.safetensors.tmp-{os.getpid()}")
-        save_file(state, tmp, metadata={"step": str(step), "weights": self.weights_info.source})
-        os.replace(tmp, os.path.join(folder, "model.safetensors"))
+        state = {
+            k: v.detach().cpu().contiguous()
+            for k, v in self.accelerator.unwrap_model(self.model).state_dict().items()
+        }
+        with replacing(os.path.join(folder, "model.safetensors")) as tmp:
+            save_file(state, tmp, metadata={"step": str(step), "weights": self.weights_info.source})
         write_json_atomic(os.path.join(folder, "metrics.json"), _json({"step": step, **metrics}))
 
     # -- validation ----------------------------------------------------------------------
@@ -168,12 +150,18 @@ class Finetuner:
             model = acc.unwrap_model(self.model)
             model.eval()
             with torch.random.fork_rng(devices=[]):  # validation must not move the training RNG
-                metrics = self.task.validate(model, os.path.join(self.out, "val", rundir.step_name(step)), acc.device)
+                metrics = self.task.validate(
+                    model, os.path.join(self.out, "val", rundir.step_name(step)), acc.device
+                )
             model.train()
             self._keep_frozen_eval()
             log.info("step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
             if not self.best or metrics[self.task.primary] > self.best["value"]:
-                self.best = {"step": step, "metric": self.task.primary, "value": metrics[self.task.primary]}
+                self.best = {
+                    "step": step,
+                    "metric": self.task.primary,
+                    "value": metrics[self.task.primary],
+                }
                 self._write_model(os.path.join(self.out, "best"), metrics, step)
             if logs is not None:
                 logs.write(step, {f"val_{k}": v for k, v in metrics.items()})
@@ -227,14 +215,27 @@ class Finetuner:
         """Steps from ``start_step`` to the end or a stop request: (step reached, stopped, last mean loss)."""
         cfg, acc, end = self.config, self.accelerator, self.config.optim.iters
         step, stopped, mean_loss = self.start_step, False, float("nan")
-        loader = make_loader(self.task.dataset(), cfg.data.batch_size, cfg.run.seed, self.rank,
-                             self.start_step * cfg.optim.grad_accum, cfg.data.num_workers, self.task.collate)
+        loader = make_loader(
+            self.task.dataset(),
+            cfg.data.batch_size,
+            cfg.run.seed,
+            self.rank,
+            self.start_step * cfg.optim.grad_accum,
+            cfg.data.num_workers,
+            self.task.collate,
+        )
         with running(loader) as batches:
             if self._rng is not None:
                 checkpoint.set_rng_state(self._rng)
             else:
                 torch.manual_seed(cfg.run.seed + 1 + self.rank)
-            with tqdm(total=end, initial=step, desc="finetune", unit="step", disable=not acc.is_main_process) as bar:
+            with tqdm(
+                total=end,
+                initial=step,
+                desc="finetune",
+                unit="step",
+                disable=not acc.is_main_process,
+            ) as bar:
                 while step < end and not stopped:
                     lr = self._set_lr(step)
                     loss = self._step(batches)
@@ -246,7 +247,12 @@ class Finetuner:
                         if logs is not None:
                             logs.write(step, {"loss": mean_loss, "lr": lr})
                     stopped = stop.agreed(acc.device)
-                    if not stopped and cfg.run.val_every and step % cfg.run.val_every == 0 and step != end:
+                    if (
+                        not stopped
+                        and cfg.run.val_every
+                        and step % cfg.run.val_every == 0
+                        and step != end
+                    ):
                         self._validate(step, logs)  # before the checkpoint, which keeps the best
                     if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
                         self._save(step)
@@ -263,8 +269,14 @@ class Finetuner:
         if acc.is_main_process:
             os.makedirs(self.out, exist_ok=True)
             logs = ScalarLog(self.out, self.start_step, columns)
-            log.info("%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
-                     self.threads, cfg.data.num_workers, acc.num_processes, self.start_step, end)
+            log.info(
+                "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+                self.threads,
+                cfg.data.num_workers,
+                acc.num_processes,
+                self.start_step,
+                end,
+            )
             write_json_atomic(os.path.join(self.out, "config.json"), _json(to_dict(cfg)))
         stop = StopRequest()
         self.model.train()
@@ -279,9 +291,21 @@ class Finetuner:
             stop.restore()
             if logs is not None:
                 logs.close()
-                plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))  # with the final validation
-        return Result(acc.is_main_process, step, end, stopped, stop.signal_name, mean_loss,
-                      time.monotonic() - started, metrics, self.best, self.out)
+                plot_loss(
+                    logs.csv_path, os.path.join(self.out, "loss.png")
+                )  # with the final validation
+        return Result(
+            acc.is_main_process,
+            step,
+            end,
+            stopped,
+            stop.signal_name,
+            mean_loss,
+            time.monotonic() - started,
+            metrics,
+            self.best,
+            self.out,
+        )
 
 
 def _json(data: Any) -> str:

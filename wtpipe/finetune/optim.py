@@ -21,8 +21,9 @@ def layer_id(name: str, depth: int) -> int:
     return depth + 1
 
 
-def layer_decay_groups(backbone: ViTBackbone, head: nn.Module, weight_decay: float,
-                       layer_decay: float) -> list[dict[str, Any]]:
+def layer_decay_groups(
+    backbone: ViTBackbone, head: nn.Module, weight_decay: float, layer_decay: float
+) -> list[dict[str, Any]]:
     """One group per (layer, decay or not): ``lr_scale = layer_decay ** (depth + 1 - layer)``, so
     block 12 of 12 trains at ``layer_decay`` times the head's rate and the patch embedding at
     ``layer_decay ** 13``; biases, norms and embeddings get no weight decay. Every module of
@@ -31,8 +32,14 @@ def layer_decay_groups(backbone: ViTBackbone, head: nn.Module, weight_decay: flo
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
 
     def add(param: nn.Parameter, layer: int, decay: bool) -> None:
-        group = groups.setdefault((layer, decay), {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                                   "lr_scale": layer_decay ** (depth + 1 - layer)})
+        group = groups.setdefault(
+            (layer, decay),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_scale": layer_decay ** (depth + 1 - layer),
+            },
+        )
         group["params"].append(param)
 
     for name, param in backbone.vit.named_parameters():

@@ -14,14 +14,21 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from wtpipe.atomic import write_json_atomic
 from wtpipe.data.loader import stack_shared
 from wtpipe.finetune.config import SegConfig
-from wtpipe.finetune.seg_data import (SegPipeline, load_pair, pairs, reduce_labels, slide_logits, train_sample,
-                                      val_sample)
+from wtpipe.finetune.seg_data import (
+    SegPipeline,
+    load_pair,
+    pairs,
+    reduce_labels,
+    slide_logits,
+    train_sample,
+    val_sample,
+)
 from wtpipe.finetune.seg_heads import SegModel
 from wtpipe.finetune.seg_metrics import IGNORE, confusion, scores
 from wtpipe.models.vit import ViTBackbone
-from wtpipe.shards.tarwriter import write_json_atomic
 from wtpipe.viz.pictures import save_png
 
 log = logging.getLogger(__name__)
@@ -37,7 +44,9 @@ def palette(count: int) -> np.ndarray:
     return table
 
 
-def overlay_png(rgb: np.ndarray, truth: np.ndarray, predicted: np.ndarray, classes: int, path: str) -> str:
+def overlay_png(
+    rgb: np.ndarray, truth: np.ndarray, predicted: np.ndarray, classes: int, path: str
+) -> str:
     """Image | truth over image | prediction over image."""
     colours = palette(classes)
 
@@ -71,7 +80,10 @@ class SegTrainSet(Dataset):
                 return train_sample(*pair, self.pipe, np.random.default_rng(seed))
             if i not in self.bad:
                 self.bad.add(i)
-                log.warning("%s: unreadable, or its annotation is (or their sizes differ); skipped", self.items[i][0])
+                log.warning(
+                    "%s: unreadable, or its annotation is (or their sizes differ); skipped",
+                    self.items[i][0],
+                )
         raise RuntimeError("no readable training image")
 
 
@@ -82,17 +94,26 @@ class SegTask:
     def __init__(self, config: SegConfig) -> None:
         self.config = config
         d = config.data
-        self.pipe = SegPipeline(d.crop, d.base_scale, d.ratio_range, reduce_zero_label=d.reduce_zero_label)
+        self.pipe = SegPipeline(
+            d.crop, d.base_scale, d.ratio_range, reduce_zero_label=d.reduce_zero_label
+        )
         self.train_items, self.val_items = pairs(d.root, "train"), pairs(d.root, "val")
 
     def build(self, backbone: ViTBackbone) -> tuple[nn.Module, nn.Module]:
-        model = SegModel(backbone, self.config.data.num_classes, self.config.model.head, self.config.model.channels)
+        model = SegModel(
+            backbone,
+            self.config.data.num_classes,
+            self.config.model.head,
+            self.config.model.channels,
+        )
         return model, model.new_modules()
 
     def dataset(self) -> Dataset:
         return SegTrainSet(self.train_items, self.pipe)
 
-    def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def collate(
+        self, items: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return stack_shared([x for x, _ in items]), stack_shared([y for _, y in items])
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -104,27 +125,65 @@ class SegTask:
         d, classes = self.config.data, self.config.data.num_classes
         matrix = torch.zeros(classes, classes, dtype=torch.long)
         skipped = []
-        drawn = set(np.linspace(0, len(self.val_items) - 1, min(self.config.run.pictures, len(self.val_items)))
-                    .round().astype(int).tolist()) if self.config.run.pictures else set()
-        for index, (image_path, label_path) in enumerate(tqdm(self.val_items, desc="val", unit="img", leave=False)):
+        drawn = (
+            set(
+                np.linspace(
+                    0, len(self.val_items) - 1, min(self.config.run.pictures, len(self.val_items))
+                )
+                .round()
+                .astype(int)
+                .tolist()
+            )
+            if self.config.run.pictures
+            else set()
+        )
+        for index, (image_path, label_path) in enumerate(
+            tqdm(self.val_items, desc="val", unit="img", leave=False)
+        ):
             pair = load_pair(image_path, label_path)
             if pair is None:
                 skipped.append(image_path)
                 continue
             image, labels = val_sample(*pair, self.pipe)
             logits = slide_logits(model, image.to(device), classes, d.crop, d.slide_stride)
-            predicted = F.interpolate(logits[None].float(), size=labels.shape, mode="bilinear",
-                                      align_corners=False)[0].argmax(0).cpu()
+            predicted = (
+                F.interpolate(
+                    logits[None].float(), size=labels.shape, mode="bilinear", align_corners=False
+                )[0]
+                .argmax(0)
+                .cpu()
+            )
             matrix += confusion(predicted, labels, classes)
             if index in drawn:
-                overlay_png(pair[0], labels.numpy(), predicted.numpy(), classes,
-                            os.path.join(out, "pictures", f"{os.path.splitext(os.path.basename(image_path))[0]}.png"))
+                overlay_png(
+                    pair[0],
+                    labels.numpy(),
+                    predicted.numpy(),
+                    classes,
+                    os.path.join(
+                        out, "pictures", f"{os.path.splitext(os.path.basename(image_path))[0]}.png"
+                    ),
+                )
         result = scores(matrix)
-        write_json_atomic(os.path.join(out, "metrics.json"), json.dumps(
-            {**result, "confusion": matrix.tolist(), "images": len(self.val_items) - len(skipped), "skipped": skipped},
-            indent=1) + "\n")
+        write_json_atomic(
+            os.path.join(out, "metrics.json"),
+            json.dumps(
+                {
+                    **result,
+                    "confusion": matrix.tolist(),
+                    "images": len(self.val_items) - len(skipped),
+                    "skipped": skipped,
+                },
+                indent=1,
+            )
+            + "\n",
+        )
         if skipped:
-            log.warning("validation skipped %d unreadable image(s), listed in %s/metrics.json", len(skipped), out)
+            log.warning(
+                "validation skipped %d unreadable image(s), listed in %s/metrics.json",
+                len(skipped),
+                out,
+            )
         return {k: result[k] for k in self.columns}
 
 
@@ -134,8 +193,11 @@ def majority_baseline(config: SegConfig) -> dict[str, float]:
 
     def labels(split: str) -> list[torch.Tensor]:
         found = [load_pair(*item) for item in pairs(config.data.root, split)]
-        return [torch.from_numpy(reduce_labels(p[1], config.data.reduce_zero_label).astype(np.int64))
-                for p in found if p is not None]
+        return [
+            torch.from_numpy(reduce_labels(p[1], config.data.reduce_zero_label).astype(np.int64))
+            for p in found
+            if p is not None
+        ]
 
     counts = torch.zeros(classes, dtype=torch.long)
     for truth in labels("train"):

@@ -40,8 +40,10 @@ def pairs(root: str, split: str) -> list[tuple[str, str]]:
     notes = os.path.join(root, "annotations", SPLITS[split])
     for folder in (images, notes):
         if not os.path.isdir(folder):
-            raise LayoutError(f"{folder}: no such directory (ADE20K layout: images/ and annotations/ with "
-                              "training/ and validation/)")
+            raise LayoutError(
+                f"{folder}: no such directory (ADE20K layout: images/ and annotations/ with "
+                "training/ and validation/)"
+            )
     found = []
     for name in sorted(os.listdir(images)):
         stem, ext = os.path.splitext(name)
@@ -79,32 +81,46 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 def _photometric(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Brightness, contrast, saturation (each with probability 1/2), as mmseg's PhotoMetricDistortion
     in spirit; hue is left out (PIL has no cheap exact hue shift)."""
-    for enhance, spread in ((ImageEnhance.Brightness, 32 / 255), (ImageEnhance.Contrast, 0.5),
-                            (ImageEnhance.Color, 0.5)):
+    for enhance, spread in (
+        (ImageEnhance.Brightness, 32 / 255),
+        (ImageEnhance.Contrast, 0.5),
+        (ImageEnhance.Color, 0.5),
+    ):
         if rng.random() < 0.5:
             image = enhance(image).enhance(float(rng.uniform(1 - spread, 1 + spread)))
     return image
 
 
-def train_sample(rgb: np.ndarray, labels: np.ndarray, pipe: SegPipeline,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def train_sample(
+    rgb: np.ndarray, labels: np.ndarray, pipe: SegPipeline, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One augmented (3, crop, crop) image and (crop, crop) int64 labels; padding is ignored."""
-    image, notes = Image.fromarray(rgb), Image.fromarray(reduce_labels(labels, pipe.reduce_zero_label))
+    image, notes = (
+        Image.fromarray(rgb),
+        Image.fromarray(reduce_labels(labels, pipe.reduce_zero_label)),
+    )
     ratio = rng.uniform(*pipe.ratio_range)
-    size = rescale_size(image.width, image.height, (round(pipe.base_scale[0] * ratio), round(pipe.base_scale[1] * ratio)))
+    size = rescale_size(
+        image.width,
+        image.height,
+        (round(pipe.base_scale[0] * ratio), round(pipe.base_scale[1] * ratio)),
+    )
     image, notes = image.resize(size, Image.BILINEAR), notes.resize(size, Image.NEAREST)
     label_array = np.asarray(notes)
     for _ in range(10):
         top = int(rng.integers(0, max(size[1] - pipe.crop, 0) + 1))
         left = int(rng.integers(0, max(size[0] - pipe.crop, 0) + 1))
-        window = label_array[top: top + pipe.crop, left: left + pipe.crop]
+        window = label_array[top : top + pipe.crop, left : left + pipe.crop]
         counts = np.bincount(window[window != IGNORE].ravel())
         if len(counts) > 1 and counts.max() / counts.sum() < pipe.cat_max_ratio:
             break
     box = (left, top, left + min(pipe.crop, size[0]), top + min(pipe.crop, size[1]))
     image, notes = image.crop(box), notes.crop(box)
     if rng.random() < 0.5:
-        image, notes = image.transpose(Image.FLIP_LEFT_RIGHT), notes.transpose(Image.FLIP_LEFT_RIGHT)
+        image, notes = (
+            image.transpose(Image.FLIP_LEFT_RIGHT),
+            notes.transpose(Image.FLIP_LEFT_RIGHT),
+        )
     image = _photometric(image, rng)
     x = to_tensor(np.asarray(image))
     y = torch.from_numpy(np.asarray(notes).astype(np.int64))
@@ -112,11 +128,15 @@ def train_sample(rgb: np.ndarray, labels: np.ndarray, pipe: SegPipeline,
     return F.pad(x, pad), F.pad(y, pad, value=IGNORE)
 
 
-def val_sample(rgb: np.ndarray, labels: np.ndarray, pipe: SegPipeline) -> tuple[torch.Tensor, torch.Tensor]:
+def val_sample(
+    rgb: np.ndarray, labels: np.ndarray, pipe: SegPipeline
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The image at the base scale and the labels at their own size (scores are taken there)."""
     image = Image.fromarray(rgb)
     image = image.resize(rescale_size(image.width, image.height, pipe.base_scale), Image.BILINEAR)
-    return to_tensor(np.asarray(image)), torch.from_numpy(reduce_labels(labels, pipe.reduce_zero_label).astype(np.int64))
+    return to_tensor(np.asarray(image)), torch.from_numpy(
+        reduce_labels(labels, pipe.reduce_zero_label).astype(np.int64)
+    )
 
 
 def load_pair(image_path: str, label_path: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -132,8 +152,9 @@ def load_pair(image_path: str, label_path: str) -> tuple[np.ndarray, np.ndarray]
 
 
 @torch.no_grad()
-def slide_logits(model: torch.nn.Module, image: torch.Tensor, num_classes: int, crop: int,
-                 stride: int) -> torch.Tensor:
+def slide_logits(
+    model: torch.nn.Module, image: torch.Tensor, num_classes: int, crop: int, stride: int
+) -> torch.Tensor:
     """mmseg's slide inference: windows of ``crop`` every ``stride`` pixels (the last one flush with
     the border), logits summed and divided by how many windows saw each pixel. (C, H, W)."""
     _, height, width = image.shape

@@ -1,7 +1,11 @@
-"""The method plug-in interface: what the trainer needs from DINO, DoRA and later methods.
+"""The method plug-in: everything the training loop needs from DINO, DoRA or a new method.
 
-A method owns a student (trained, wrapped by DDP) and a teacher (EMA of the student), turns a
-clip's frames into its views, and computes its loss. The training loop knows nothing else.
+A method subclasses :class:`Method` (or :class:`TeacherStudentMethod` when its target network is
+an EMA of the student) in one module and is named in ``wtpipe.methods.METHODS``. It owns its
+networks, turns a clip's frames into its views, computes its loss and the scalars to log (each
+declared in ``scalar_names``, so that it reaches ``scalars.csv``, TensorBoard and the bar), says
+which backbone is exported, and hooks into the step around the optimizer. The loop knows nothing
+else: no teacher, no head, no key of the state dicts.
 """
 
 from __future__ import annotations
@@ -12,38 +16,114 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from wtpipe.data.config import DataConfig
+from wtpipe.methods.config import MethodConfig
+from wtpipe.models.config import ModelConfig
 from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops.ema import ema_update
+from wtpipe.ops.schedules import cosine
 
 
-class Method(Protocol):
+class OptimSettings(Protocol):
+    momentum_teacher: float  # teacher EMA momentum at step 0, cosine to 1
+    freeze_last_layer: int  # epochs during which the head's last layer is not updated
+
+
+class RunSections(Protocol):
+    """What a method reads of a pretraining config (``wtpipe.train.config.TrainConfig`` has these):
+    the views it makes, the networks it builds, its own loss settings, its step hooks' settings."""
+
+    data: DataConfig
+    model: ModelConfig
+    method: MethodConfig
+    optim: OptimSettings
+
+
+class Method:
+    """The plug-in base. Subclasses set ``student`` (the trained network; the loop wraps it for DDP
+    and gives the optimizer its parameters) and ``scalar_names``, and implement :meth:`views`,
+    :meth:`collate`, :meth:`loss` and :meth:`backbone`; the rest has defaults."""
+
     student: nn.Module
-    teacher: nn.Module
+    scalar_names: tuple[
+        str, ...
+    ] = ()  # what loss() may return, in the order scalars.csv lists them
+    step_scalar_names: tuple[str, ...] = ()  # what after_step() returns
 
     def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], Any]:
         """Frames of one clip (uint8 (3, H, W) tensors) -> this method's views of it; ``planned``:
         only the views' random parameters, the pixel work left to the training device."""
+        raise NotImplementedError
 
     def collate(self, items: list[Any]) -> Any:
         """Views of several clips -> one batch (planned views -> one planned batch, whose
         ``render(device)`` gives what the rendered items would have collated to)."""
+        raise NotImplementedError
 
-    def loss(self, student: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Forward both networks on ``batch`` and return the loss and scalars to log (floats or
-        0-d tensors: the trainer reads them only on logging steps, so the device never waits)."""
+    def loss(
+        self, student: nn.Module, batch: Any, epoch: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The loss of ``batch`` and scalars to log (floats or 0-d tensors: the loop reads them only
+        on logging steps, so the device never waits); every key is one of ``scalar_names``."""
+        raise NotImplementedError
 
-    def teacher_backbone(self) -> ViTBackbone:
-        """The backbone that is exported at the end of training."""
+    def backbone(self) -> ViTBackbone:
+        """The backbone that is evaluated during training and exported."""
+        raise NotImplementedError
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The exported backbone's weights, with timm's keys (``blocks.0.attn.qkv.weight``...)."""
+        return dict(self.backbone().vit.state_dict())
+
+    def after_backward(self, student: nn.Module, epoch: int) -> None:
+        """Between the (clipped) gradients and the optimizer step, e.g. DINO's last-layer freeze."""
+
+    def after_step(self, student: nn.Module, step: int, total_steps: int) -> dict[str, float]:
+        """After the optimizer step ``step`` (0-based) of ``total_steps``; scalars to log."""
+        return {}
 
     def to(self, device: torch.device) -> None:
-        """Move the teacher and any loss state to ``device`` (the student is placed by Accelerate)."""
+        """Move what the loop does not place (the student is placed by Accelerate)."""
 
     def write_pictures(self, dataset: Any, directory: str, step: int) -> list[str]:
         """Write PNGs a person would look at (DoRA: object masks); return their paths."""
+        return []
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Loss state to checkpoint (e.g. the DINO centre)."""
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint holds of the method besides the student and the optimizer."""
+        return {}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+    def load_checkpoint_state(self, state: dict[str, Any], device: torch.device) -> None:
+        """Restore :meth:`checkpoint_state` from a loaded checkpoint's state."""
+
+
+class TeacherStudentMethod(Method):
+    """A student trained by the loss and a teacher that follows it as an exponential moving
+    average, its momentum a cosine from ``optim.momentum_teacher`` to 1 over the run (DINO's
+    schedule); the teacher's backbone is evaluated and exported. Subclasses set ``teacher``."""
+
+    teacher: nn.Module
+    step_scalar_names = ("momentum",)
+
+    def __init__(self, momentum_teacher: float) -> None:
+        self.momentum_teacher = momentum_teacher
+
+    def after_step(self, student: nn.Module, step: int, total_steps: int) -> dict[str, float]:
+        momentum = cosine(step, total_steps, self.momentum_teacher, 1.0)
+        ema_update(self.teacher, student, momentum)
+        return {"momentum": momentum}
+
+    def backbone(self) -> ViTBackbone:
+        return self.teacher.backbone
+
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.state_dict()}
+
+    def load_checkpoint_state(self, state: dict[str, Any], device: torch.device) -> None:
+        self.teacher.load_state_dict(state["teacher"])
 
 
 class BackboneWithHead(nn.Module):
@@ -59,7 +139,9 @@ class BackboneWithHead(nn.Module):
         self.backbone = backbone
         self.head = head
         self.chunk = chunk  # images per backbone call; 0: every view of a size in one call
-        self.features: torch.Tensor | None = None  # the first views' backbone features: monitors, KoLeo
+        self.features: torch.Tensor | None = (
+            None  # the first views' backbone features: monitors, KoLeo
+        )
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         features, start = [], 0
@@ -74,14 +156,3 @@ class BackboneWithHead(nn.Module):
         self.features = features[0]
         outputs = self.head(torch.cat(features))
         return list(outputs.split([len(view) for view in views]))
-
-
-METHODS: dict[str, Callable[..., Method]] = {}
-
-
-def register(name: str) -> Callable[[type], type]:
-    def add(cls: type) -> type:
-        METHODS[name] = cls
-        return cls
-
-    return add

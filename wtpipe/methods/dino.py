@@ -1,9 +1,5 @@
-"""DINO's loss: cross-entropy between sharpened student views and centred, sharpened teacher views.
-
-Faithful to facebookresearch/dino: every teacher global view against every student view except
-the same view, averaged over pairs; the centre is an EMA of the teacher's batch mean (all-reduced
-over ranks), updated after the loss; the teacher temperature warms up per epoch.
-"""
+"""DINO as a method plug-in: student and EMA teacher over multi-crop views of single frames; the
+loss is ``wtpipe.losses.dino.DINOLoss``."""
 
 from __future__ import annotations
 
@@ -11,62 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
+from wtpipe.data.config import DataConfig
 from wtpipe.data.loader import collate_views
 from wtpipe.data.transforms import MultiCrop, MultiCropSpec, PlannedCrops
-from wtpipe.methods.base import BackboneWithHead, register
+from wtpipe.losses.dino import DINOLoss
+from wtpipe.methods.base import BackboneWithHead, RunSections, TeacherStudentMethod
+from wtpipe.methods.config import MethodConfig
 from wtpipe.models.heads import DINOHead
 from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops.grads import drop_last_layer_grads
 from wtpipe.ops.koleo import koleo_loss
 from wtpipe.ops.monitors import distillation_monitors
-from wtpipe.ops.schedules import linear_warmup_then_constant
-from wtpipe.train.config import DataConfig, TrainConfig
-
-
-class DINOLoss(nn.Module):
-    def __init__(self, out_dim: int, warmup_teacher_temp: float = 0.04, teacher_temp: float = 0.04,
-                 warmup_teacher_temp_epochs: int = 0, student_temp: float = 0.1,
-                 center_momentum: float = 0.9) -> None:
-        super().__init__()
-        self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.warmup_teacher_temp = warmup_teacher_temp
-        self.teacher_temp = teacher_temp
-        self.warmup_teacher_temp_epochs = warmup_teacher_temp_epochs
-        self.register_buffer("center", torch.zeros(1, out_dim))
-
-    def teacher_temp_at(self, epoch: int) -> float:
-        return linear_warmup_then_constant(epoch, self.warmup_teacher_temp, self.teacher_temp,
-                                           self.warmup_teacher_temp_epochs)
-
-    def forward(self, student_out: list[torch.Tensor], teacher_out: list[torch.Tensor], epoch: int) -> torch.Tensor:
-        """``student_out``: one (B, K) tensor per view (global views first); ``teacher_out``: one per
-        global view. Returns the mean cross-entropy over all (teacher view, other student view) pairs."""
-        temp = self.teacher_temp_at(epoch)
-        teacher_probs = [F.softmax((t.float() - self.center) / temp, dim=-1).detach() for t in teacher_out]
-        student_logp = [F.log_softmax(s.float() / self.student_temp, dim=-1) for s in student_out]
-        total, pairs = 0.0, 0
-        for iq, q in enumerate(teacher_probs):
-            for v, logp in enumerate(student_logp):
-                if v == iq:
-                    continue
-                total = total + torch.sum(-q * logp, dim=-1).mean()
-                pairs += 1
-        self.update_center(torch.cat(teacher_out))
-        return total / pairs
-
-    @torch.no_grad()
-    def update_center(self, teacher_output: torch.Tensor) -> None:
-        batch_center = teacher_output.float().sum(dim=0, keepdim=True)
-        count = torch.tensor(float(len(teacher_output)), device=batch_center.device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(batch_center)
-            dist.all_reduce(count)
-        batch_center = batch_center / count
-        self.center.mul_(self.center_momentum).add_(batch_center * (1 - self.center_momentum))
 
 
 class FirstFrameCrops:
@@ -80,24 +33,64 @@ class FirstFrameCrops:
         return self.crops.plan(frames[0]) if self.planned else self.crops(frames[0])
 
 
+def distillation_settings(method: MethodConfig) -> dict[str, Any]:
+    """The loss settings DINO and DoRA share (their temperatures and the centre's momentum)."""
+    keys = (
+        "warmup_teacher_temp",
+        "teacher_temp",
+        "warmup_teacher_temp_epochs",
+        "student_temp",
+        "center_momentum",
+    )
+    return {key: getattr(method, key) for key in keys}
+
+
 def view_spec(data: DataConfig) -> MultiCropSpec:
     """The crop settings of the ``data`` section, for the view transforms."""
-    return MultiCropSpec(data.global_size, data.local_size, data.local_crops, data.global_scale, data.local_scale,
-                         data.local_flip, data.global_interpolation == "bilinear", data.clip_precrop,
-                         data.clip_precrop_scale)
+    return MultiCropSpec(
+        data.global_size,
+        data.local_size,
+        data.local_crops,
+        data.global_scale,
+        data.local_scale,
+        data.local_flip,
+        data.global_interpolation == "bilinear",
+        data.clip_precrop,
+        data.clip_precrop_scale,
+    )
 
 
-@register("dino")
-class DINOMethod:
+class DINOMethod(TeacherStudentMethod):
     """DINO: student and EMA teacher (backbone + DINO head) over multi-crop views of single frames."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    scalar_names = (
+        "teacher_temp",
+        "teacher_entropy",
+        "dims_used",
+        "kl",
+        "center_norm",
+        "feature_std",
+        "feature_rank",
+        "koleo",
+    )
+
+    def __init__(self, config: RunSections) -> None:
+        super().__init__(config.optim.momentum_teacher)
         model, method, data = config.model, config.method, config.data
+        self.freeze_last_layer = config.optim.freeze_last_layer
 
         def network(drop_path: float) -> BackboneWithHead:
-            backbone = ViTBackbone(model.arch, drop_path_rate=drop_path, pos_interpolation=model.pos_interpolation)
-            head = DINOHead(backbone.embed_dim, model.out_dim, model.hidden_dim, model.bottleneck_dim,
-                            use_bn=model.use_bn_in_head, norm_last_layer=model.norm_last_layer)
+            backbone = ViTBackbone(
+                model.arch, drop_path_rate=drop_path, pos_interpolation=model.pos_interpolation
+            )
+            head = DINOHead(
+                backbone.embed_dim,
+                model.out_dim,
+                model.hidden_dim,
+                model.bottleneck_dim,
+                use_bn=model.use_bn_in_head,
+                norm_last_layer=model.norm_last_layer,
+            )
             return BackboneWithHead(backbone, head, model.forward_chunk)
 
         self.student = network(model.drop_path_rate)
@@ -105,19 +98,26 @@ class DINOMethod:
         self.teacher = network(0.0)  # as DINO: the teacher has no stochastic depth
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
-        self.criterion = DINOLoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
-                                  method.warmup_teacher_temp_epochs, method.student_temp, method.center_momentum)
+        self.criterion = DINOLoss(model.out_dim, **distillation_settings(method))
         self.spec = view_spec(data)
         self.koleo = method.koleo
         self.views()  # a view setting this method cannot use fails here, before any data is read
 
-    def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
+    def views(
+        self, planned: bool = False
+    ) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
         return FirstFrameCrops(MultiCrop(self.spec), planned)
 
-    def collate(self, items: list[list[torch.Tensor]] | list[PlannedCrops]) -> list[torch.Tensor] | PlannedCrops:
-        return PlannedCrops.cat(items) if isinstance(items[0], PlannedCrops) else collate_views(items)
+    def collate(
+        self, items: list[list[torch.Tensor]] | list[PlannedCrops]
+    ) -> list[torch.Tensor] | PlannedCrops:
+        return (
+            PlannedCrops.cat(items) if isinstance(items[0], PlannedCrops) else collate_views(items)
+        )
 
-    def loss(self, student: nn.Module, batch: list[torch.Tensor], epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def loss(
+        self, student: nn.Module, batch: list[torch.Tensor], epoch: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         with torch.no_grad():
             teacher_out = self.teacher(batch[:2])
         student_out = student(batch)
@@ -126,8 +126,13 @@ class DINOMethod:
         loss = self.criterion(student_out, teacher_out, epoch)
         return self.add_koleo(loss, scalars, self.student.features.chunk(2))
 
-    def add_koleo(self, loss: torch.Tensor, scalars: dict[str, Any], groups: tuple[torch.Tensor, ...],
-                  reduce: Callable[[torch.Tensor], torch.Tensor] = torch.sum) -> tuple[torch.Tensor, dict[str, Any]]:
+    def add_koleo(
+        self,
+        loss: torch.Tensor,
+        scalars: dict[str, Any],
+        groups: tuple[torch.Tensor, ...],
+        reduce: Callable[[torch.Tensor], torch.Tensor] = torch.sum,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         """``loss`` + ``koleo`` x the KoLeo terms of the feature ``groups`` (each a set of different
         images), reduced as DINOv2 does (a sum over the global views); unchanged when it is off.
         The ``koleo`` scalar is the weighted term, what it adds to the logged loss."""
@@ -139,22 +144,28 @@ class DINOMethod:
     def monitors(self, teacher: torch.Tensor, student: torch.Tensor, epoch: int) -> dict[str, Any]:
         """Collapse and learning monitors (``wtpipe.ops.monitors``) of paired teacher/student rows."""
         c = self.criterion
-        return {"teacher_temp": c.teacher_temp_at(epoch),
-                **distillation_monitors(teacher, c.center, c.teacher_temp_at(epoch), student, c.student_temp,
-                                        self.student.features)}
+        return {
+            "teacher_temp": c.teacher_temp_at(epoch),
+            **distillation_monitors(
+                teacher,
+                c.center,
+                c.teacher_temp_at(epoch),
+                student,
+                c.student_temp,
+                self.student.features,
+            ),
+        }
 
-    def teacher_backbone(self) -> ViTBackbone:
-        return self.teacher.backbone
+    def after_backward(self, student: nn.Module, epoch: int) -> None:
+        drop_last_layer_grads(student, epoch, self.freeze_last_layer)
 
     def to(self, device: torch.device) -> None:
-        self.teacher.to(device)
+        super().to(device)
         self.criterion.to(device)
 
-    def write_pictures(self, dataset: object, directory: str, step: int) -> list[str]:
-        return []  # DINO has nothing to show beyond the loss curve
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**super().checkpoint_state(), "method": {"center": self.criterion.center.clone()}}
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"center": self.criterion.center.clone()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.criterion.center.copy_(state["center"])
+    def load_checkpoint_state(self, state: dict[str, Any], device: torch.device) -> None:
+        super().load_checkpoint_state(state, device)
+        self.criterion.center.copy_(state["method"]["center"].to(device))

@@ -1,72 +1,20 @@
-"""DoRA: multi-object masked distillation, and the method plug-in that runs it.
-
-For each discovered object i and frame t, the student sees the teacher's global view of frame t
-masked to object i, plus that frame's local crops; both are distilled towards the teacher's
-centred, sharpened output on the full frame:
-
-    L = mean_i mean_t 0.5 * ( H(P_t(g_t), P_s(g_t * m_ti)) + mean_l H(P_t(g_t), P_s(local_tl)) )
-
-``faithful=True`` reproduces the official DoRA_ICLR24 code where it differs from that formula:
-(1) its per-frame accumulator is not reset between objects, so object i also carries the
-earlier objects' terms divided by T again (weights 0.380 / 0.375 / 0.333 for k=3, T=8 instead of
-1/3 each); (2) its local term skips the first local crop (an index test meant for same-view
-pairs); (3) each object mask is thresholded at the mean over the whole batch of that frame's
-normalised maps, not at the sample's own mean (``wtpipe.ops.objects.binarise``). Both modes
-take the centre over the teacher outputs of all frames, as the official code does: every
-frame's teacher output is a target, so all of them belong in its mean.
-"""
+"""DoRA as a method plug-in: discover objects in the teacher's [CLS] attention on frame 0, track
+them through the clip, distil the object-masked views; the loss is ``wtpipe.losses.dora.DoRALoss``
+(its docstring has the formula and the official code's quirks)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wtpipe.data.loader import ClipDataset, stack_shared
 from wtpipe.data.transforms import ClipViews, PlannedClips
-from wtpipe.methods.base import register
-from wtpipe.methods.dino import DINOLoss, DINOMethod
+from wtpipe.losses.dora import DoRALoss
+from wtpipe.methods.base import RunSections
+from wtpipe.methods.dino import DINOMethod, distillation_settings
 from wtpipe.ops import objects
-from wtpipe.train.config import TrainConfig
-
-
-def cross_entropy(teacher_probs: torch.Tensor, student_logits: torch.Tensor, student_temp: float) -> torch.Tensor:
-    """Batch mean of H(teacher, softmax(student / temp))."""
-    return torch.sum(-teacher_probs * F.log_softmax(student_logits.float() / student_temp, dim=-1), dim=-1).mean()
-
-
-class DoRALoss(DINOLoss):
-    def __init__(self, *args, faithful: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.faithful = faithful
-
-    def forward(self, student_masked: torch.Tensor, student_local: torch.Tensor, teacher: torch.Tensor,
-                epoch: int) -> torch.Tensor:
-        """``student_masked`` (k, T, B, K), ``student_local`` (T, L, B, K), ``teacher`` (T, B, K) logits."""
-        objects, frames = student_masked.shape[:2]
-        temp = self.teacher_temp_at(epoch)
-        probs = F.softmax((teacher.float() - self.center) / temp, dim=-1).detach()
-        first_local = 1 if self.faithful else 0
-        per_frame = []
-        for t in range(frames):
-            locals_ = [cross_entropy(probs[t], student_local[t, v], self.student_temp)
-                       for v in range(first_local, student_local.shape[1])]
-            per_frame.append(torch.stack(locals_).mean())
-        total = student_masked.new_zeros((), dtype=torch.float32)
-        carried = student_masked.new_zeros((), dtype=torch.float32)
-        for i in range(objects):
-            terms = [0.5 * (cross_entropy(probs[t], student_masked[i, t], self.student_temp) + per_frame[t])
-                     for t in range(frames)]
-            object_sum = torch.stack(terms).sum()
-            if self.faithful:  # the official accumulator keeps earlier objects' (already averaged) terms
-                carried = (carried + object_sum) / frames
-                total = total + carried
-            else:
-                total = total + object_sum / frames
-        self.update_center(teacher.reshape(-1, teacher.shape[-1]))
-        return total / objects
 
 
 class Discovery(NamedTuple):
@@ -77,7 +25,6 @@ class Discovery(NamedTuple):
     tracks: objects.Tracks  # prototypes, refined prototypes, tracked maps, patch masks
 
 
-@register("dora")
 class DoRAMethod(DINOMethod):
     """DoRA: discover objects on frame 0, track them through the clip, distil masked views.
 
@@ -85,24 +32,29 @@ class DoRAMethod(DINOMethod):
     teacher's object masks and the loss are DoRA's.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    scalar_names = (*DINOMethod.scalar_names, "mask_fraction")
+
+    def __init__(self, config: RunSections) -> None:
         super().__init__(config)
         model, method = config.model, config.method
-        self.criterion = DoRALoss(model.out_dim, method.warmup_teacher_temp, method.teacher_temp,
-                                  method.warmup_teacher_temp_epochs, method.student_temp,
-                                  method.center_momentum, faithful=method.faithful)
+        self.criterion = DoRALoss(
+            model.out_dim, **distillation_settings(method), faithful=method.faithful
+        )
         self.objects = method.num_objects
         self.head_choice = method.head_choice
         self.epsilon, self.iterations = method.sinkhorn_epsilon, method.sinkhorn_iterations
         if self.objects > self.teacher.backbone.num_heads:
-            raise ValueError(f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
-                             f"heads of {model.arch}")
+            raise ValueError(
+                f"method.num_objects={self.objects} exceeds the {self.teacher.backbone.num_heads} "
+                f"heads of {model.arch}"
+            )
 
     def views(self, planned: bool = False) -> ClipViews:
         return ClipViews(self.spec, planned)
 
-    def collate(self, items: list[tuple[torch.Tensor, torch.Tensor]] | list[PlannedClips]
-                ) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
+    def collate(
+        self, items: list[tuple[torch.Tensor, torch.Tensor]] | list[PlannedClips]
+    ) -> tuple[torch.Tensor, torch.Tensor] | PlannedClips:
         if isinstance(items[0], PlannedClips):
             return PlannedClips.cat(items)
         return stack_shared([g for g, _ in items]), stack_shared([loc for _, loc in items])
@@ -124,8 +76,12 @@ class DoRAMethod(DINOMethod):
         logits = self.teacher.head(cls).reshape(batch, frames, -1).transpose(0, 1)
         size = globals_.shape[-2:]
         grid = (size[0] // backbone.patch_size, size[1] // backbone.patch_size)
-        attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[:, 0]  # frame 0: (B, H, P)
-        if heads is None and self.head_choice == "random":  # as the official code: one draw per batch
+        attn = last.cls_attn.reshape(batch, frames, *last.cls_attn.shape[1:])[
+            :, 0
+        ]  # frame 0: (B, H, P)
+        if (
+            heads is None and self.head_choice == "random"
+        ):  # as the official code: one draw per batch
             heads = torch.randperm(backbone.num_heads)[: self.objects]
         if heads is not None:
             maps = attn[:, heads.to(attn.device)]
@@ -133,23 +89,35 @@ class DoRAMethod(DINOMethod):
             heads = torch.empty(0, dtype=torch.long)  # every head, grouped: none is singled out
             maps = objects.cluster_heads(attn, self.objects)
 
-        def per_frame(x: torch.Tensor) -> torch.Tensor:  # (B*T, H, P, d) -> (B, T, P, H*d): heads concatenated
+        def per_frame(
+            x: torch.Tensor,
+        ) -> torch.Tensor:  # (B*T, H, P, d) -> (B, T, P, H*d): heads concatenated
             return x.transpose(1, 2).flatten(2).reshape(batch, frames, grid[0] * grid[1], -1)
 
         features = patches.reshape(batch, frames, *patches.shape[1:])[:, 0]
-        tracks = objects.track_objects(maps, per_frame(last.q)[:, 0], features, per_frame(last.k), self.epsilon,
-                                       self.iterations, batch_wide=self.criterion.faithful)
+        tracks = objects.track_objects(
+            maps,
+            per_frame(last.q)[:, 0],
+            features,
+            per_frame(last.k),
+            self.epsilon,
+            self.iterations,
+            batch_wide=self.criterion.faithful,
+        )
         pixels = objects.to_pixels(tracks.masks, grid, tuple(size))
         return Discovery(logits, pixels, heads, attn.reshape(batch, -1, *grid), tracks)
 
-    def loss(self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-             epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def loss(
+        self, student: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], epoch: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         globals_, locals_ = batch
         b, t, n_local = locals_.shape[:3]
         found = self.masks(globals_)
         # The object-major masked views in one multiplication: (k, B, T, 3, S, S), no float mask copy.
         masked = globals_.unsqueeze(0) * found.masks.permute(2, 0, 1, 3, 4).unsqueeze(3)
-        out_masked, out_local = student([masked.flatten(0, 2), locals_.flatten(0, 2)])  # one head pass
+        out_masked, out_local = student(
+            [masked.flatten(0, 2), locals_.flatten(0, 2)]
+        )  # one head pass
         student_masked = out_masked.reshape(self.objects, b, t, -1).transpose(1, 2)
         student_local = out_local.reshape(b, t, n_local, -1).permute(1, 2, 0, 3)
         # Monitors pair each frame's teacher output with the student's view of its first object.
@@ -157,6 +125,12 @@ class DoRAMethod(DINOMethod):
         loss = self.criterion(student_masked, student_local, found.logits, epoch)
         # KoLeo per frame over its masked views (every object of every clip: different content),
         # averaged over the clip's frames; a frame's object is never pushed away from itself in another frame.
-        per_frame = self.student.features.reshape(self.objects, b, t, -1).transpose(0, 2).flatten(1, 2)
-        return self.add_koleo(loss, {**scalars, "mask_fraction": found.masks.float().mean()}, per_frame.unbind(0),
-                              torch.mean)
+        per_frame = (
+            self.student.features.reshape(self.objects, b, t, -1).transpose(0, 2).flatten(1, 2)
+        )
+        return self.add_koleo(
+            loss,
+            {**scalars, "mask_fraction": found.masks.float().mean()},
+            per_frame.unbind(0),
+            torch.mean,
+        )

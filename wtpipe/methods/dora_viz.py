@@ -10,13 +10,25 @@ import torch
 from PIL import Image, ImageDraw
 
 from wtpipe.data.loader import ClipDataset, to_device
-from wtpipe.viz.pictures import COLOURS, TILE, heatmap, legend_row, overlay, save_png, stack_rows, tile, to_uint8
+from wtpipe.viz.pictures import (
+    COLOURS,
+    TILE,
+    heatmap,
+    legend_row,
+    overlay,
+    save_png,
+    stack_rows,
+    tile,
+    to_uint8,
+)
 
 if TYPE_CHECKING:
     from wtpipe.methods.dora import DoRAMethod
 
 
-def mask_sheet(views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor, heads: list[int]) -> Image.Image:
+def mask_sheet(
+    views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor, heads: list[int]
+) -> Image.Image:
     """Row 1: the clip's frames with object masks; row 2: every head's attention on frame 0
     (the heads used for discovery are outlined). ``views`` (T, 3, S, S), ``masks`` (T, k, S, S),
     ``attention`` (H, h, w)."""
@@ -33,21 +45,33 @@ def mask_sheet(views: torch.Tensor, masks: torch.Tensor, attention: torch.Tensor
         x, y = h * size[1], size[0] + 28
         sheet.paste(tile(heatmap(attention[h].cpu(), view_size)), (x, y))
         used = h in heads
-        draw.text((x + 2, size[0] + 15), f"head {h}" + (f" -> object {heads.index(h)}" if used else ""), fill="black")
+        draw.text(
+            (x + 2, size[0] + 15),
+            f"head {h}" + (f" -> object {heads.index(h)}" if used else ""),
+            fill="black",
+        )
         if used:
             colour = tuple(int(c) for c in COLOURS[heads.index(h) % len(COLOURS)])
             draw.rectangle([x, y, x + size[1] - 1, y + size[0] - 1], outline=colour, width=3)
     objects = masks.shape[1]
-    key = legend_row(sheet.width, [*((COLOURS[o % len(COLOURS)], f"object {o}") for o in range(objects)),
-                                   (None, "| top: tracked masks; bottom: frame 0's [CLS] attention per head, "
-                                          "blue low, orange high")])
+    key = legend_row(
+        sheet.width,
+        [
+            *((COLOURS[o % len(COLOURS)], f"object {o}") for o in range(objects)),
+            (
+                None,
+                "| top: tracked masks; bottom: frame 0's [CLS] attention per head, "
+                "blue low, orange high",
+            ),
+        ],
+    )
     return stack_rows(sheet, key)
 
 
-
 @torch.no_grad()
-def write_mask_pngs(method: DoRAMethod, dataset: ClipDataset, out_dir: str, clips: int = 4,
-                    prefix: str = "masks") -> list[str]:
+def write_mask_pngs(
+    method: DoRAMethod, dataset: ClipDataset, out_dir: str, clips: int = 4, prefix: str = "masks"
+) -> list[str]:
     """One PNG per clip (clip i = sample i * stride, fixed seeds, so sheets are comparable over time).
 
     Runs under ``fork_rng`` so that drawing the heads does not move the training RNG.
@@ -59,7 +83,9 @@ def write_mask_pngs(method: DoRAMethod, dataset: ClipDataset, out_dir: str, clip
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)
         for i in range(min(clips, len(dataset))):
-            globals_, _ = to_device(method.collate([dataset[(i * stride, i)]]), device)  # rendered if planned
+            globals_, _ = to_device(
+                method.collate([dataset[(i * stride, i)]]), device
+            )  # rendered if planned
             found = method.masks(globals_)
             globals_ = globals_[0].cpu()
             sheet = mask_sheet(globals_, found.masks[0], found.attention[0], found.heads.tolist())

@@ -9,8 +9,16 @@ from torch.nn.utils.parametrizations import weight_norm
 
 
 class DINOHead(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int = 65536, hidden_dim: int = 2048, bottleneck_dim: int = 256,
-                 nlayers: int = 3, use_bn: bool = False, norm_last_layer: bool = True) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 65536,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        nlayers: int = 3,
+        use_bn: bool = False,
+        norm_last_layer: bool = True,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         dims = [in_dim] + [hidden_dim] * (max(1, nlayers) - 1)

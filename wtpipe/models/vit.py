@@ -35,7 +35,9 @@ class LastBlockAttention:
     k: torch.Tensor
 
 
-def resample_pos_embed_dino(pos_embed: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+def resample_pos_embed_dino(
+    pos_embed: torch.Tensor, grid: tuple[int, int], prefix: int = 1
+) -> torch.Tensor:
     """Position embeddings (1, prefix + N, D) for a ``grid`` (h, w) of patches, as DINO's
     ``interpolate_pos_encoding``: bicubic with scale factors ((h + 0.1) / sqrt(N), (w + 0.1) / sqrt(N)),
     no antialiasing; untouched when the grid is the trained one."""
@@ -43,33 +45,53 @@ def resample_pos_embed_dino(pos_embed: torch.Tensor, grid: tuple[int, int], pref
     if tuple(grid) == (side, side):
         return pos_embed
     patches = pos_embed[:, prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    scale = ((grid[0] + 0.1) / side, (grid[1] + 0.1) / side)  # +0.1: DINO's guard against rounding down
+    scale = (
+        (grid[0] + 0.1) / side,
+        (grid[1] + 0.1) / side,
+    )  # +0.1: DINO's guard against rounding down
     patches = F.interpolate(patches.float(), scale_factor=scale, mode="bicubic").to(pos_embed.dtype)
     if tuple(patches.shape[-2:]) != tuple(grid):
-        raise ValueError(f"DINO position-embedding interpolation gave {tuple(patches.shape[-2:])}, not {grid}")
-    return torch.cat([pos_embed[:, :prefix], patches.permute(0, 2, 3, 1).reshape(1, -1, pos_embed.shape[-1])], 1)
+        raise ValueError(
+            f"DINO position-embedding interpolation gave {tuple(patches.shape[-2:])}, not {grid}"
+        )
+    return torch.cat(
+        [pos_embed[:, :prefix], patches.permute(0, 2, 3, 1).reshape(1, -1, pos_embed.shape[-1])], 1
+    )
 
 
 def _pos_embed_dino(vit: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Replaces timm's ``_pos_embed`` (patch tokens arrive as (B, h, w, D) with dynamic_img_size)."""
     batch, h, w, dim = x.shape
     tokens = torch.cat([vit.cls_token.expand(batch, -1, -1), x.reshape(batch, h * w, dim)], dim=1)
-    return vit.pos_drop(tokens + resample_pos_embed_dino(vit.pos_embed, (h, w), vit.num_prefix_tokens))
+    return vit.pos_drop(
+        tokens + resample_pos_embed_dino(vit.pos_embed, (h, w), vit.num_prefix_tokens)
+    )
 
 
 class ViTBackbone(nn.Module):
-    def __init__(self, arch: str = "vit_small_patch16_224", drop_path_rate: float = 0.0,
-                 pos_interpolation: PosInterpolation = "dino") -> None:
+    def __init__(
+        self,
+        arch: str = "vit_small_patch16_224",
+        drop_path_rate: float = 0.0,
+        pos_interpolation: PosInterpolation = "dino",
+    ) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
         # pretrained=False: nothing is downloaded; weights come from our own training.
-        self.vit = timm.create_model(arch, pretrained=False, num_classes=0, dynamic_img_size=True,
-                                     drop_path_rate=drop_path_rate)
+        self.vit = timm.create_model(
+            arch,
+            pretrained=False,
+            num_classes=0,
+            dynamic_img_size=True,
+            drop_path_rate=drop_path_rate,
+        )
         if pos_interpolation == "dino":
             self.vit._pos_embed = types.MethodType(_pos_embed_dino, self.vit)
         elif pos_interpolation != "timm":
-            raise ValueError(f"pos_interpolation must be 'dino' or 'timm', not {pos_interpolation!r}")
+            raise ValueError(
+                f"pos_interpolation must be 'dino' or 'timm', not {pos_interpolation!r}"
+            )
         for block in self.vit.blocks:
             block.attn.fused_attn = True
         self.arch, self.pos_interpolation = arch, pos_interpolation
@@ -88,7 +110,9 @@ class ViTBackbone(nn.Module):
         """[CLS] token after the final norm, (B, D)."""
         return self.vit(x)
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, LastBlockAttention]:
+    def forward_with_attention(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, LastBlockAttention]:
         """([CLS] (B, D), patch tokens (B, P, D), last-block attention) in one forward pass."""
         self._capture = True
         try:
@@ -98,9 +122,17 @@ class ViTBackbone(nn.Module):
         qkv, self._captured = self._captured, None
         attn = self.vit.blocks[-1].attn
         batch, count, _ = qkv.shape
-        q, k, _ = qkv.reshape(batch, count, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, _ = (
+            qkv.reshape(batch, count, 3, attn.num_heads, attn.head_dim)
+            .permute(2, 0, 3, 1, 4)
+            .unbind(0)
+        )
         q, k = attn.q_norm(q), attn.k_norm(k)
         prefix = self.vit.num_prefix_tokens
         logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)  # (B, H, 1, N): the CLS row only
         cls_attn = logits.softmax(dim=-1)[:, :, 0, prefix:]
-        return tokens[:, 0], tokens[:, prefix:], LastBlockAttention(cls_attn, q[:, :, prefix:], k[:, :, prefix:])
+        return (
+            tokens[:, 0],
+            tokens[:, prefix:],
+            LastBlockAttention(cls_attn, q[:, :, prefix:], k[:, :, prefix:]),
+        )

@@ -18,7 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from wtpipe import rundir
+from wtpipe.atomic import write_bytes_atomic
+from wtpipe.engine import rundir
 from wtpipe.models.vit import ARCHS, PosInterpolation, ViTBackbone
 
 FORMAT = "timm"
@@ -43,7 +44,9 @@ class WeightsInfo:
         return {"format": FORMAT, **dict(sorted(values.items()))}
 
 
-def info_for(arch: str, pos_interpolation: PosInterpolation = "dino", step: int = -1) -> WeightsInfo:
+def info_for(
+    arch: str, pos_interpolation: PosInterpolation = "dino", step: int = -1
+) -> WeightsInfo:
     """Patch and image size as timm's architecture name gives them (``vit_small_patch16_224``)."""
     found = re.search(r"patch(\d+)_(\d+)$", arch)
     if arch not in ARCHS or found is None:
@@ -55,22 +58,20 @@ def _canonical(blob: bytes) -> bytes:
     """The same safetensors file with its JSON header's keys sorted: safetensors writes them in
     hash order, which differs between processes; sorted, equal weights give equal bytes."""
     length = int.from_bytes(blob[:8], "little")
-    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header = json.dumps(
+        json.loads(blob[8 : 8 + length]), sort_keys=True, separators=(",", ":")
+    ).encode()
     header += b" " * (-len(header) % 8)  # the format aligns the data to 8 bytes with spaces
-    return len(header).to_bytes(8, "little") + header + blob[8 + length:]
+    return len(header).to_bytes(8, "little") + header + blob[8 + length :]
 
 
 def save_backbone(state: dict[str, torch.Tensor], path: str, info: WeightsInfo) -> str:
     """Write ``state`` (timm keys) atomically and byte-reproducibly, creating the folder;
     readable by everyone (0644)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    blob = save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=info.metadata())
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(_canonical(blob))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    blob = save(
+        {k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=info.metadata()
+    )
+    write_bytes_atomic(path, _canonical(blob), mode=0o644)
     return path
 
 
@@ -88,8 +89,10 @@ def resolve(path: str) -> str:
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
-    raise WeightsError(f"{path}: holds no {rundir.BACKBONE} (a run directory, a checkpoint directory or the file; "
-                       "older checkpoints without one need `wtpipe export` first)")
+    raise WeightsError(
+        f"{path}: holds no {rundir.BACKBONE} (a run directory, a checkpoint directory or the file; "
+        "older checkpoints without one need `wtpipe export` first)"
+    )
 
 
 def read_info(path: str) -> WeightsInfo:
@@ -102,13 +105,26 @@ def read_info(path: str) -> WeightsInfo:
         raise WeightsError(f"{path}: no wtpipe backbone metadata (format={meta.get('format')!r})")
     if meta["arch"] not in ARCHS:
         raise WeightsError(f"{path}: arch {meta['arch']!r} is not one of {', '.join(ARCHS)}")
-    vit_defaults = {"patch_size": "16", "img_size": "224", "pos_interpolation": "dino", "step": "-1"}
+    vit_defaults = {
+        "patch_size": "16",
+        "img_size": "224",
+        "pos_interpolation": "dino",
+        "step": "-1",
+    }
     values = {**vit_defaults, **meta}
-    return WeightsInfo(arch=values["arch"], patch_size=int(values["patch_size"]), img_size=int(values["img_size"]),
-                       pos_interpolation=values["pos_interpolation"], step=int(values["step"]), source=path)
+    return WeightsInfo(
+        arch=values["arch"],
+        patch_size=int(values["patch_size"]),
+        img_size=int(values["img_size"]),
+        pos_interpolation=values["pos_interpolation"],
+        step=int(values["step"]),
+        source=path,
+    )
 
 
-def load_backbone(weights: str, device: str | torch.device = "cpu") -> tuple[ViTBackbone, WeightsInfo]:
+def load_backbone(
+    weights: str, device: str | torch.device = "cpu"
+) -> tuple[ViTBackbone, WeightsInfo]:
     """A frozen backbone in eval mode from ``weights``: a path (see :func:`resolve`) or
     ``random:ARCH[:SEED]`` for the random-initialisation floor."""
     if weights.startswith("random"):
@@ -116,8 +132,12 @@ def load_backbone(weights: str, device: str | torch.device = "cpu") -> tuple[ViT
         arch = parts[1] if len(parts) > 1 else "vit_small_patch16_224"
         seed = parts[2] if len(parts) > 2 else "0"
         if parts[0] != "random" or len(parts) > 3 or not seed.isdigit():
-            raise WeightsError(f"{weights}: expected random[:ARCH[:SEED]], e.g. random:vit_small_patch16_224:0")
-        info = WeightsInfo(**{**asdict(info_for(arch)), "source": f"random:{arch}:{seed}"})  # checks the name
+            raise WeightsError(
+                f"{weights}: expected random[:ARCH[:SEED]], e.g. random:vit_small_patch16_224:0"
+            )
+        info = WeightsInfo(
+            **{**asdict(info_for(arch)), "source": f"random:{arch}:{seed}"}
+        )  # checks the name
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             backbone = ViTBackbone(arch, pos_interpolation="dino")
@@ -129,6 +149,8 @@ def load_backbone(weights: str, device: str | torch.device = "cpu") -> tuple[ViT
             backbone.vit.load_state_dict(load_file(path))
         except (RuntimeError, SafetensorError) as err:
             first = str(err).strip().splitlines()
-            raise WeightsError(f"{path}: does not fit {info.arch} ({first[1] if len(first) > 1 else first[0]})") from None
+            raise WeightsError(
+                f"{path}: does not fit {info.arch} ({first[1] if len(first) > 1 else first[0]})"
+            ) from None
     backbone.requires_grad_(False)
     return backbone.to(device).eval(), info

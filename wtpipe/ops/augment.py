@@ -18,9 +18,30 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet statistics, as DINO normalises
-FIELDS = ("top", "left", "height", "width", "size", "flip", "jitter", "order0", "order1", "order2", "order3",
-          "brightness", "contrast", "saturation", "hue", "gray", "blur", "sigma", "kernel", "solarize", "threshold",
-          "bilinear")
+FIELDS = (
+    "top",
+    "left",
+    "height",
+    "width",
+    "size",
+    "flip",
+    "jitter",
+    "order0",
+    "order1",
+    "order2",
+    "order3",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "gray",
+    "blur",
+    "sigma",
+    "kernel",
+    "solarize",
+    "threshold",
+    "bilinear",
+)
 F = {name: i for i, name in enumerate(FIELDS)}  # the column of each parameter in a plan row
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
@@ -33,13 +54,20 @@ def _factor(values: torch.Tensor, device: torch.device) -> torch.Tensor:
 def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luma of uint8 images (n, 3, H, W) as float32 (n, 1, H, W), accumulated as torchvision does."""
     r, g, b = x.unbind(dim=1)
-    return r.mul(GRAY_WEIGHTS[0]).add_(g, alpha=GRAY_WEIGHTS[1]).add_(b, alpha=GRAY_WEIGHTS[2]).unsqueeze(1)
+    return (
+        r.mul(GRAY_WEIGHTS[0])
+        .add_(g, alpha=GRAY_WEIGHTS[1])
+        .add_(b, alpha=GRAY_WEIGHTS[2])
+        .unsqueeze(1)
+    )
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """``ratio * x + (1 - ratio) * other`` clamped and truncated to uint8 (``1 - ratio`` taken in
     double precision, as torchvision's ``alpha``)."""
-    mixed = torch.addcmul(x * _factor(ratio, x.device), other, _factor(1.0 - ratio.to(torch.float64), x.device))
+    mixed = torch.addcmul(
+        x * _factor(ratio, x.device), other, _factor(1.0 - ratio.to(torch.float64), x.device)
+    )
     return mixed.clamp_(0, 255).to(torch.uint8)  # addcmul: one rounding, as add_(alpha=) on CPU
 
 
@@ -65,7 +93,9 @@ def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     spread = high - low
     ones = torch.ones_like(high)
     saturation = spread / torch.where(flat, ones, high)
-    r, g, b = ((high.unsqueeze(1) - rgb) / torch.where(flat, ones, spread).unsqueeze(1)).unbind(dim=1)
+    r, g, b = ((high.unsqueeze(1) - rgb) / torch.where(flat, ones, spread).unsqueeze(1)).unbind(
+        dim=1
+    )
     red, green = high == rgb[:, 0], high == rgb[:, 1]
     hue = torch.where(red, b - g, torch.where(green, 2.0 + r - b, 4.0 + g - r))
     hue = torch.where(flat, torch.zeros_like(hue), hue)
@@ -82,7 +112,9 @@ def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     q = ((1.0 - s * frac) * v).clamp(0.0, 1.0)
     t = (s * frac + (1.0 - s)) * v
     choices = torch.stack((v, p, q, t.clamp(0.0, 1.0)), dim=1)  # (n, 4, H, W)
-    table = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=hsv.device)
+    table = torch.tensor(
+        [[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=hsv.device
+    )
     return choices.gather(1, table[:, sector.to(torch.int64).remainder(6)].permute(1, 0, 2, 3))
 
 
@@ -105,12 +137,18 @@ def blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Tensor:
     """torchvision's Gaussian blur (its kernel: a softmax over a fixed grid scaled by 1/sigma), one
     sigma per view, as one grouped convolution."""
     n, c, height, width = x.shape
-    limit = (kernel - 1) / (2.0 * 2.0 ** 0.5)
+    limit = (kernel - 1) / (2.0 * 2.0**0.5)
     grid = torch.linspace(-limit, limit, kernel, dtype=torch.float32, device=x.device)
     k1 = torch.softmax(-(grid / _factor(sigma, x.device).view(-1, 1)).pow(2), dim=1)  # (n, k)
-    k2 = (k1.unsqueeze(-1) * k1.unsqueeze(1)).repeat_interleave(c, dim=0).unsqueeze(1)  # (n c, 1, k, k)
-    padded = nnf.pad(x.to(torch.float32).reshape(1, n * c, height, width), [kernel // 2] * 4, mode="reflect")
-    return nnf.conv2d(padded, k2, groups=n * c).reshape(n, c, height, width).round_().to(torch.uint8)
+    k2 = (
+        (k1.unsqueeze(-1) * k1.unsqueeze(1)).repeat_interleave(c, dim=0).unsqueeze(1)
+    )  # (n c, 1, k, k)
+    padded = nnf.pad(
+        x.to(torch.float32).reshape(1, n * c, height, width), [kernel // 2] * 4, mode="reflect"
+    )
+    return (
+        nnf.conv2d(padded, k2, groups=n * c).reshape(n, c, height, width).round_().to(torch.uint8)
+    )
 
 
 def _where(mask: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -127,25 +165,39 @@ def resize_mode(bilinear: bool) -> tuple[InterpolationMode, bool]:
     return (InterpolationMode.BILINEAR, False) if bilinear else (InterpolationMode.BICUBIC, True)
 
 
-def crops(sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.Tensor) -> torch.Tensor:
+def crops(
+    sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.Tensor
+) -> torch.Tensor:
     """Resized crops (n, 3, S, S) uint8 of ``sources[which[i]]`` at each row's box; views with the
     same source and box (DoRA's clip-wide crop of stacked frames) are resized in one call."""
     size = int(params[0, F["size"]])
     out = [None] * len(which)
     groups: dict[tuple, list[int]] = {}
     for i, (source, row) in enumerate(zip(which, params.tolist())):
-        groups.setdefault((source, *row[F["top"]:F["width"] + 1], row[F["bilinear"]]), []).append(i)
+        groups.setdefault((source, *row[F["top"] : F["width"] + 1], row[F["bilinear"]]), []).append(
+            i
+        )
     for (source, top, left, height, width, bilinear), members in groups.items():
         image = sources[source]
         interpolation, antialias = resize_mode(bool(bilinear))
-        resized = TF.resized_crop(image, int(top), int(left), int(height), int(width), [size, size],
-                                  interpolation=interpolation, antialias=antialias)
+        resized = TF.resized_crop(
+            image,
+            int(top),
+            int(left),
+            int(height),
+            int(width),
+            [size, size],
+            interpolation=interpolation,
+            antialias=antialias,
+        )
         for view, i in enumerate(members):
             out[i] = resized if resized.ndim == 3 else resized[view]
     return torch.stack(out)
 
 
-def render(sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.Tensor) -> torch.Tensor:
+def render(
+    sources: Sequence[torch.Tensor], which: Sequence[int], params: torch.Tensor
+) -> torch.Tensor:
     """Views (n, 3, S, S) float32, normalised: the view of row i is drawn from ``sources[which[i]]``
     (a (3, H, W) frame, or (T, 3, H, W) frames when DoRA's rows of one clip share a crop) by the
     parameters ``params[i]`` (float64 rows of ``wtpipe.data.transforms.FIELDS``, on the host)."""

@@ -15,9 +15,14 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def distillation_monitors(teacher_logits: torch.Tensor, center: torch.Tensor, teacher_temp: float,
-                          student_logits: torch.Tensor, student_temp: float,
-                          features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def distillation_monitors(
+    teacher_logits: torch.Tensor,
+    center: torch.Tensor,
+    teacher_temp: float,
+    student_logits: torch.Tensor,
+    student_temp: float,
+    features: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """Scalars (0-d tensors, so nothing waits on the device) for N paired rows.
 
     ``teacher_logits``/``student_logits``: (N, K), row i of both from the same image (student on
@@ -39,8 +44,12 @@ def distillation_monitors(teacher_logits: torch.Tensor, center: torch.Tensor, te
     mean_probs = probs.mean(0)
     batch_entropy = -(mean_probs * torch.log(mean_probs.clamp_min(1e-12))).sum()
     student_log_probs = F.log_softmax(student_logits.float() / student_temp, dim=-1)
-    out = {"teacher_entropy": entropy / math.log(k), "dims_used": batch_entropy.exp() / k,
-           "kl": (probs * (log_probs - student_log_probs)).sum(-1).mean(), "center_norm": center.float().norm()}
+    out = {
+        "teacher_entropy": entropy / math.log(k),
+        "dims_used": batch_entropy.exp() / k,
+        "kl": (probs * (log_probs - student_log_probs)).sum(-1).mean(),
+        "center_norm": center.float().norm(),
+    }
     if features is not None and len(features) > 1:
         f = F.normalize(features.float(), dim=-1)
         out["feature_std"] = f.std(0).mean() * math.sqrt(f.shape[1])
@@ -63,7 +72,7 @@ def collapse(scalars: dict[str, float], out_dim: int) -> str | None:
 
 REMEDIES = {
     "uniform": "the teacher's output is uniform (nothing to distil): sharpen it (lower method.teacher_temp), "
-               "lower optim.lr or lengthen optim.warmup_epochs, or use a smaller model.out_dim",
+    "lower optim.lr or lengthen optim.warmup_epochs, or use a smaller model.out_dim",
     "one-hot": "the teacher puts every image on one prototype: centre harder (lower method.center_momentum), "
-               "raise method.teacher_temp, lower optim.lr, or use a larger model.out_dim",
+    "raise method.teacher_temp, lower optim.lr, or use a larger model.out_dim",
 }

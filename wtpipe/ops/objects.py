@@ -60,11 +60,14 @@ def cluster_heads(cls_attn: torch.Tensor, k: int, iterations: int = 10) -> torch
 
 
 @torch.no_grad()
-def refine(prototypes: torch.Tensor, features: torch.Tensor, epsilon: float = 0.05,
-           iterations: int = 30) -> torch.Tensor:
+def refine(
+    prototypes: torch.Tensor, features: torch.Tensor, epsilon: float = 0.05, iterations: int = 30
+) -> torch.Tensor:
     """Sinkhorn-refined prototypes (B, k, D) from raw prototypes (B, k, D) and patch features (B, P, D)."""
     feats = F.normalize(features.float(), dim=-1)
-    logits = feats @ prototypes.float().transpose(-1, -2)  # (B, P, k): raw prototypes, as the official code
+    logits = feats @ prototypes.float().transpose(
+        -1, -2
+    )  # (B, P, k): raw prototypes, as the official code
     assignment = sinkhorn(logits, epsilon, iterations)  # each patch's row sums to 1
     return assignment.transpose(-1, -2) @ feats  # a sum over patches, not a mean
 
@@ -104,8 +107,15 @@ class Tracks(NamedTuple):
 
 
 @torch.no_grad()
-def track_objects(attention: torch.Tensor, queries: torch.Tensor, features: torch.Tensor, keys: torch.Tensor,
-                  epsilon: float = 0.05, iterations: int = 30, batch_wide: bool = False) -> Tracks:
+def track_objects(
+    attention: torch.Tensor,
+    queries: torch.Tensor,
+    features: torch.Tensor,
+    keys: torch.Tensor,
+    epsilon: float = 0.05,
+    iterations: int = 30,
+    batch_wide: bool = False,
+) -> Tracks:
     """Discover on frame 0 and track through the clip: k attention maps (B, k, P) and frame 0's patch
     queries (B, P, D) and teacher outputs (B, P, D'), every frame's patch keys (B, T, P, D)."""
     prototypes = discover(attention, queries)

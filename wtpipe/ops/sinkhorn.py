@@ -34,10 +34,16 @@ def sinkhorn(logits: torch.Tensor, epsilon: float = 0.05, iterations: int = 30) 
         scores = logits.double() / epsilon
         n, k = scores.shape[-2:]
         log_row, log_col = -math.log(n), -math.log(k)
-        u = torch.zeros(scores.shape[:-1], dtype=scores.dtype, device=scores.device)  # (..., n): per-sample log scale
+        u = torch.zeros(
+            scores.shape[:-1], dtype=scores.dtype, device=scores.device
+        )  # (..., n): per-sample log scale
         for _ in range(iterations - 1):
-            v = log_col - torch.logsumexp(scores + u.unsqueeze(-1), dim=-2)  # prototypes: mass 1/k each
-            u = log_row - torch.logsumexp(scores + v.unsqueeze(-2), dim=-1)  # samples: mass 1/n each
+            v = log_col - torch.logsumexp(
+                scores + u.unsqueeze(-1), dim=-2
+            )  # prototypes: mass 1/k each
+            u = log_row - torch.logsumexp(
+                scores + v.unsqueeze(-2), dim=-1
+            )  # samples: mass 1/n each
         v = log_col - torch.logsumexp(scores + u.unsqueeze(-1), dim=-2)
         # The last sample update, scaled to rows of 1, is a softmax over each row: exact row sums.
         return torch.softmax(scores + v.unsqueeze(-2), dim=-1).float()

@@ -13,42 +13,60 @@ The output depends only on the inputs and the settings, never on worker count or
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
-import queue
 import re
-import shutil
-import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
-from wtpipe.process import available_cores, die_with_parent
+from wtpipe.process import available_cores
 from wtpipe.shards import layout
+from wtpipe.shards import pool as workers_pool
+from wtpipe.shards.journal import ShardJournal
 from wtpipe.shards.manifest import build_manifest, sample_header, video_entry
+from wtpipe.shards.outdir import MANIFEST, WORK, BuildDir, BuildError
+from wtpipe.shards.pool import unit_length
 from wtpipe.shards.settings import BuildSettings
-from wtpipe.shards.staging import StageJob, failure, is_staged, load_staged, mark_failed, stage_unit, unit_paths
-from wtpipe.shards.tarwriter import TMP_MARK, remove_stale_temps, write_json_atomic
+from wtpipe.shards.staging import StageJob, failure, is_staged, load_staged, mark_failed, unit_paths
 from wtpipe.shards.writer import sample_members, write_shard
 from wtpipe.video.grid import FrameGrid
-from wtpipe.video.probe import ProbeError, VideoInfo, probe
-from wtpipe.video.units import Unit, plan_units
+from wtpipe.video.probe import ProbeError, VideoInfo
+from wtpipe.video.units import Unit
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mts", ".m2ts", ".ts",
-                    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv"}
-MANIFEST = "manifest.json"
-WORK = ".work"
+__all__ = [
+    "MANIFEST",
+    "WORK",
+    "BuildError",
+    "BuildReport",
+    "PlanReport",
+    "Problem",
+    "ShardBuilder",
+    "unit_length",
+]
 
-
-class BuildError(Exception):
-    """A problem with the whole build (not one input): bad output dir, changed settings."""
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".m4v",
+    ".mts",
+    ".m2ts",
+    ".ts",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+}
 
 
 @dataclass
@@ -68,7 +86,9 @@ class BuildReport:
     source_frames: int = 0
     resumed_units: int = 0
     problems: list[Problem] = field(default_factory=list)
-    passed_over: list[str] = field(default_factory=list)  # files in input folders that are not videos
+    passed_over: list[str] = field(
+        default_factory=list
+    )  # files in input folders that are not videos
 
 
 @dataclass
@@ -98,20 +118,13 @@ def discover_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
     return [os.path.abspath(p) for p in dict.fromkeys(found)], passed_over
 
 
-MIN_UNIT_SECONDS = 10.0
-
-
-def unit_length(unit_seconds: float, duration_s: float, workers: int) -> float:
-    """``unit_seconds``, shortened (not below 10 s) so that a short video still gives every
-    worker a unit. Unit boundaries never change the output (units join exactly)."""
-    return min(unit_seconds, max(MIN_UNIT_SECONDS, duration_s / max(workers, 1)))
-
-
 def video_ids(paths: list[str]) -> list[str]:
     """Short, unique, dot-free ids from file names (WebDataset keys split at the first dot)."""
     ids: list[str] = []
     for path in paths:
-        base = re.sub(r"[^a-z0-9]+", "-", os.path.splitext(os.path.basename(path))[0].lower()).strip("-")
+        base = re.sub(
+            r"[^a-z0-9]+", "-", os.path.splitext(os.path.basename(path))[0].lower()
+        ).strip("-")
         base = base or "video"
         candidate, n = base, 1
         while candidate in ids:
@@ -121,38 +134,10 @@ def video_ids(paths: list[str]) -> list[str]:
     return ids
 
 
-_PROGRESS: Any = None
-
-
-def _init_worker(progress: Any) -> None:
-    global _PROGRESS
-    die_with_parent()  # workers exit when the driver dies (SIGKILL included): no orphan races a re-run
-    # SLURM's time-limit warning reaches every process of a job; the driver acts on it (requeue)
-    # and the workers end with it, rather than dying first and leaving a broken pool behind.
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    _PROGRESS = progress
-
-
-def _probe_and_plan(path: str, video_id: str, unit_seconds: float, workers: int) -> tuple[VideoInfo, list[Unit]]:
-    info = probe(path)
-    return info, plan_units(info, video_id, unit_length(unit_seconds, info.duration_s, workers))
-
-
-def _stage(job: StageJob) -> dict[str, Any]:
-    return stage_unit(job, _PROGRESS)
-
-
-def _drain(progress: Any) -> list[int]:
-    counts = []
-    try:
-        while True:
-            counts.append(progress.get_nowait())
-    except queue.Empty:
-        return counts
-
-
 def _unit_problem(info: VideoInfo, unit: Unit, why: str) -> Problem:
-    return Problem(info.path, f"{unit.start_s:.1f}-{unit.end_s:.1f}s failed ({why}); re-run to retry")
+    return Problem(
+        info.path, f"{unit.start_s:.1f}-{unit.end_s:.1f}s failed ({why}); re-run to retry"
+    )
 
 
 def _one_line(err: BaseException) -> str:
@@ -162,69 +147,31 @@ def _one_line(err: BaseException) -> str:
 class ShardBuilder:
     """One build of ``inputs`` into ``out``; :meth:`run` does it all and returns the report."""
 
-    def __init__(self, inputs: list[str], out: str, settings: BuildSettings, workers: int | None = None,
-                 overwrite: bool = False, progress: bool = True) -> None:
+    def __init__(
+        self,
+        inputs: list[str],
+        out: str,
+        settings: BuildSettings,
+        workers: int | None = None,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> None:
         self.inputs, self.passed_over = discover_inputs(inputs)
         self.ids = video_ids(self.inputs)
-        self.out = os.path.abspath(out)
-        self.work = os.path.join(self.out, WORK)
-        self.staging = os.path.join(self.work, "units")
+        self.dir = BuildDir(out)
+        self.out, self.staging = self.dir.out, self.dir.staging
         self.settings = settings
         self.cores = available_cores()
         self.workers = max(1, workers or self.cores)
-        self.split = self.workers  # a short video is cut into this many units (>= 10 s) if it can be
+        self.split = (
+            self.workers
+        )  # a short video is cut into this many units (>= 10 s) if it can be
         self.overwrite = overwrite
         self.show_progress = progress
 
-    # -- output directory ----------------------------------------------------------------
-    def _prepare_out(self) -> None:
-        try:
-            os.makedirs(self.staging, exist_ok=True)
-            probe_file = os.path.join(self.work, f"write-test.tmp-{os.getpid()}")
-            with open(probe_file, "w") as handle:
-                handle.write("ok")
-            os.remove(probe_file)
-        except OSError as err:
-            raise BuildError(f"{self.out}: cannot write output directory ({err.strerror or err})") from None
-
-    def _clear_out(self) -> None:
-        """Remove an earlier build's files (``--overwrite``), keeping only our own lock."""
-        for name in os.listdir(self.out):
-            path = os.path.join(self.out, name)
-            if name == WORK:
-                for entry in os.listdir(path):
-                    if entry != "lock":
-                        target = os.path.join(path, entry)
-                        if os.path.isdir(target):
-                            shutil.rmtree(target)
-                        else:
-                            os.remove(target)
-            elif name.startswith(f"{WORK}.trash"):
-                shutil.rmtree(path)
-            elif name == MANIFEST or (name.startswith("shard-") and ".tar" in name):
-                os.remove(path)
-
-    def _lock(self) -> IO[str]:
-        """Hold an exclusive lock on the output directory; the kernel drops it if we are killed."""
-        handle = open(os.path.join(self.work, "lock"), "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise BuildError(f"{self.out}: another build is running in this directory") from None
-        return handle
-
-    def _plan_path(self) -> str:
-        return os.path.join(self.work, "plan.json")
-
     def _check_settings(self) -> None:
         """Refuse to mix outputs of different settings or inputs in one directory."""
-        recorded = None
-        for path in (self._plan_path(), os.path.join(self.out, MANIFEST)):
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    recorded = json.load(handle)
-                break
+        recorded = self.dir.recorded()
         if recorded is None:
             return
         old = BuildSettings.from_json(recorded["settings"])
@@ -232,31 +179,53 @@ class ShardBuilder:
         if recorded["inputs"] != self.inputs:
             changes.append("the input videos differ")
         if changes:
-            raise BuildError(f"{self.out} holds a build with other settings ({'; '.join(changes)}); "
-                             "re-run with the same settings to resume, or pass --overwrite")
+            raise BuildError(
+                f"{self.out} holds a build with other settings ({'; '.join(changes)}); "
+                "re-run with the same settings to resume, or pass --overwrite"
+            )
 
     # -- phase 1: plan -------------------------------------------------------------------
     def _plan(self, pool: cf.Executor) -> dict[str, Any]:
-        plan: dict[str, Any] = {"settings": self.settings.to_json(), "inputs": self.inputs, "videos": {}}
-        if os.path.exists(self._plan_path()):
-            with open(self._plan_path(), encoding="utf-8") as handle:
-                plan = json.load(handle)
-        todo = [(p, i) for p, i in zip(self.inputs, self.ids)
-                if i not in plan["videos"] or "error" in plan["videos"][i]]
-        futures = {pool.submit(_probe_and_plan, p, i, self.settings.unit_seconds, self.split): (p, i) for p, i in todo}
-        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="probe", unit="video",
-                           disable=not self.show_progress or not futures, leave=False):
+        plan: dict[str, Any] = {
+            "settings": self.settings.to_json(),
+            "inputs": self.inputs,
+            "videos": {},
+        }
+        if os.path.exists(self.dir.plan_path):
+            plan = self.dir.read_plan()
+        todo = [
+            (p, i)
+            for p, i in zip(self.inputs, self.ids)
+            if i not in plan["videos"] or "error" in plan["videos"][i]
+        ]
+        futures = {
+            pool.submit(
+                workers_pool.probe_and_plan, p, i, self.settings.unit_seconds, self.split
+            ): (p, i)
+            for p, i in todo
+        }
+        for future in tqdm(
+            cf.as_completed(futures),
+            total=len(futures),
+            desc="probe",
+            unit="video",
+            disable=not self.show_progress or not futures,
+            leave=False,
+        ):
             path, vid = futures[future]
             try:
                 info, units = future.result()
-                plan["videos"][vid] = {"info": info.to_json(), "units": [u.to_json() for u in units]}
+                plan["videos"][vid] = {
+                    "info": info.to_json(),
+                    "units": [u.to_json() for u in units],
+                }
             except ProbeError as err:
                 plan["videos"][vid] = {"path": path, "error": err.problem}
             except BrokenProcessPool:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure to read one input is reported, not fatal
                 plan["videos"][vid] = {"path": path, "error": _one_line(err)}
-        write_json_atomic(self._plan_path(), json.dumps(plan, indent=1, sort_keys=True))
+        self.dir.write_plan(plan)
         return plan
 
     # -- phase 2: stage ------------------------------------------------------------------
@@ -268,8 +237,14 @@ class ShardBuilder:
                 info = VideoInfo.from_json(entry["info"])
                 yield from ((info, Unit.from_json(u)) for u in entry["units"])
 
-    def _stage_all(self, pool: cf.Executor, plan: dict[str, Any], progress: Any, report: BuildReport,
-                   only: set[str] | None = None) -> list[Problem]:
+    def _stage_all(
+        self,
+        pool: cf.Executor,
+        plan: dict[str, Any],
+        progress: Any,
+        report: BuildReport,
+        only: set[str] | None = None,
+    ) -> list[Problem]:
         """Stage every unit (of ``only``, if given) not staged yet; return the failures.
         A failure is also recorded next to the unit, for an assembly that runs elsewhere."""
         todo: list[tuple[VideoInfo, Unit]] = []
@@ -282,22 +257,39 @@ class ShardBuilder:
                 todo.append((info, unit))
         # Cores left over when there are fewer units than workers become decoder threads.
         threads = max(1, self.cores // max(1, min(self.workers, len(todo))))
-        jobs = [StageJob(info, unit, self.staging, self.settings.short_side, self.settings.fps_out,
-                         self.settings.staged_quality, threads, self.settings.backend) for info, unit in todo]
+        jobs = [
+            StageJob(
+                info,
+                unit,
+                self.staging,
+                self.settings.short_side,
+                self.settings.fps_out,
+                self.settings.staged_quality,
+                threads,
+                self.settings.backend,
+            )
+            for info, unit in todo
+        ]
         expected_frames = sum(round((u.end_s - u.start_s) * float(i.fps)) for i, u in todo)
         failures: list[Problem] = []
         if not jobs:
             return failures
         # Interleave videos so that every video makes progress and the pool stays busy.
         jobs.sort(key=lambda j: (j.unit.index, j.unit.video_id))
-        bar = tqdm(total=expected_frames, desc="decode", unit="frame", unit_scale=True,
-                   disable=not self.show_progress, smoothing=0.1)
-        futures = {pool.submit(_stage, job): job for job in jobs}
+        bar = tqdm(
+            total=expected_frames,
+            desc="decode",
+            unit="frame",
+            unit_scale=True,
+            disable=not self.show_progress,
+            smoothing=0.1,
+        )
+        futures = {pool.submit(workers_pool.stage, job): job for job in jobs}
         pending = set(futures)
         done_units = 0
         while pending:
             finished, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-            for count in _drain(progress):
+            for count in workers_pool.drain(progress):
                 report.source_frames += count
                 bar.update(count)
             for future in finished:
@@ -310,12 +302,16 @@ class ShardBuilder:
                 except Exception as err:  # noqa: BLE001 - the unit is retried on the next run
                     mark_failed(self.staging, job.unit, _one_line(err))
                     failures.append(_unit_problem(job.info, job.unit, _one_line(err)))
-            bar.set_postfix_str(f"units {done_units + report.resumed_units}/{len(jobs) + report.resumed_units}")
+            bar.set_postfix_str(
+                f"units {done_units + report.resumed_units}/{len(jobs) + report.resumed_units}"
+            )
         bar.close()
         return failures
 
     # -- phase 3: assemble ---------------------------------------------------------------
-    def _video_segments(self, vid: str, entry: dict[str, Any], report: BuildReport) -> tuple[list[layout.Segment], dict[str, Any]]:
+    def _video_segments(
+        self, vid: str, entry: dict[str, Any], report: BuildReport
+    ) -> tuple[list[layout.Segment], dict[str, Any]]:
         """Join a video's staged units, drop dead footage, cut segments; report what went wrong."""
         info = VideoInfo.from_json(entry["info"])
         units = [Unit.from_json(u) for u in entry["units"]]
@@ -324,32 +320,54 @@ class ShardBuilder:
         last_t = None
         for unit in units:
             if not is_staged(self.staging, unit):
-                report.problems.append(_unit_problem(info, unit, failure(self.staging, unit) or "not staged"))
+                report.problems.append(
+                    _unit_problem(info, unit, failure(self.staging, unit) or "not staged")
+                )
                 continue
             sidecar = load_staged(self.staging, unit)
             staged.append((unit_paths(self.staging, unit)[0], sidecar))
             decoded_frames += sidecar["source_frames"]
             if sidecar["decode_errors"]:
-                report.problems.append(Problem(info.path, f"{sidecar['decode_errors']} corrupt packet(s) skipped "
-                                                          f"({sidecar['first_error']})"))
+                report.problems.append(
+                    Problem(
+                        info.path,
+                        f"{sidecar['decode_errors']} corrupt packet(s) skipped "
+                        f"({sidecar['first_error']})",
+                    )
+                )
             last_t = sidecar["last_t"] if sidecar["last_t"] is not None else last_t
         period = 1.0 / float(self.settings.fps_out)
         refs, flat, changes = layout.join_units(staged)
-        dead_mask, dead_ranges = layout.find_dead(refs, flat, changes, period, self.settings.dead_limits)
+        dead_mask, dead_ranges = layout.find_dead(
+            refs, flat, changes, period, self.settings.dead_limits
+        )
         if self.settings.keep_dead:
             dead_mask = [False] * len(refs)
         grid = FrameGrid(info.first_pts, info.time_base, self.settings.fps_out)
-        segments = layout.cut_segments(vid, refs, dead_mask, grid.index, self.settings.segment_frames, period)
+        segments = layout.cut_segments(
+            vid, refs, dead_mask, grid.index, self.settings.segment_frames, period
+        )
         if staged and not refs:
             report.problems.append(Problem(info.path, "no frame could be decoded"))
         decoded_end = (last_t or 0.0) + 1.0 / float(info.fps)
-        if len(staged) == len(units) and decoded_end < info.duration_s - max(2.0, 0.05 * info.duration_s):
-            report.problems.append(Problem(info.path, f"frames end at {decoded_end:.1f}s but the header says "
-                                                      f"{info.duration_s:.1f}s (truncated?)"))
-        video = video_entry(vid, info, self.settings, segments, dead_ranges, decoded_frames, decoded_end)
+        if len(staged) == len(units) and decoded_end < info.duration_s - max(
+            2.0, 0.05 * info.duration_s
+        ):
+            report.problems.append(
+                Problem(
+                    info.path,
+                    f"frames end at {decoded_end:.1f}s but the header says "
+                    f"{info.duration_s:.1f}s (truncated?)",
+                )
+            )
+        video = video_entry(
+            vid, info, self.settings, segments, dead_ranges, decoded_frames, decoded_end
+        )
         return segments, video
 
-    def _assemble(self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport) -> dict[str, Any]:
+    def _assemble(
+        self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport
+    ) -> dict[str, Any]:
         segments: list[layout.Segment] = []
         videos = []
         for vid in self.ids:
@@ -360,40 +378,47 @@ class ShardBuilder:
             video_segments, video = self._video_segments(vid, entry, report)
             segments.extend(video_segments)
             videos.append(video)
-        headers = {vid: sample_header(VideoInfo.from_json(plan["videos"][vid]["info"]), self.settings)
-                   for vid in (v["id"] for v in videos)}
-        shards = layout.assign_shards(segments, int(self.settings.shard_mb * 2**20),
-                                      self.settings.min_shards, self.settings.seed)
-        log_path = os.path.join(self.work, "shards.jsonl")
-        layout_id = hashlib.sha256(json.dumps(
-            [self.settings.to_json(), [[(s.key, len(s.frames)) for s in shard] for shard in shards]],
-        ).encode()).hexdigest()
-        done: dict[str, dict[str, Any]] = {}
-        if os.path.exists(log_path):
-            with open(log_path, encoding="utf-8") as handle:
-                for line in handle:
-                    record = json.loads(line) if line.strip().endswith("}") else None
-                    if record and record.pop("layout") == layout_id:
-                        done[record["name"]] = record
+        headers = {
+            vid: sample_header(VideoInfo.from_json(plan["videos"][vid]["info"]), self.settings)
+            for vid in (v["id"] for v in videos)
+        }
+        shards = layout.assign_shards(
+            segments,
+            int(self.settings.shard_mb * 2**20),
+            self.settings.min_shards,
+            self.settings.seed,
+        )
+        layout_id = hashlib.sha256(
+            json.dumps(
+                [
+                    self.settings.to_json(),
+                    [[(s.key, len(s.frames)) for s in shard] for shard in shards],
+                ],
+            ).encode()
+        ).hexdigest()
+        journal = ShardJournal(os.path.join(self.dir.work, "shards.jsonl"), layout_id)
         entries = []
         total_frames = sum(len(s.frames) for s in segments)
-        bar = tqdm(total=total_frames, desc="shards", unit="frame", unit_scale=True,
-                   disable=not self.show_progress or not total_frames, leave=False)
+        bar = tqdm(
+            total=total_frames,
+            desc="shards",
+            unit="frame",
+            unit_scale=True,
+            disable=not self.show_progress or not total_frames,
+            leave=False,
+        )
         for index, shard in enumerate(shards):
             name = f"shard-{index:06d}.tar"
             path = os.path.join(self.out, name)
-            record = done.get(name)
-            if record is None or not os.path.exists(path) or os.path.getsize(path) != record["bytes"]:
+            record = journal.finished(name, path)
+            if record is None:
                 args = [(s, headers[s.video_id], self.settings.frame_format) for s in shard]
                 if self.settings.frame_format == "jpg":
                     samples = (sample_members(*a) for a in args)
                 else:
                     samples = pool.map(sample_members, *zip(*args))
                 record = write_shard(path, samples)
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"layout": layout_id, **record}) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                journal.add(record)
             entries.append(record)
             bar.update(record["frames"])
         bar.close()
@@ -401,26 +426,15 @@ class ShardBuilder:
         return build_manifest(self.settings, self.inputs, entries, videos, failed)
 
     # -- driver --------------------------------------------------------------------------
-    def _finished_manifest(self) -> dict[str, Any] | None:
-        """The manifest of a finished, failure-free build of these settings, if there is one."""
-        path = os.path.join(self.out, MANIFEST)
-        if not os.path.exists(path) or os.path.isdir(self.work):
-            return None
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        if all(os.path.exists(os.path.join(self.out, s["name"])) for s in manifest["shards"]):
-            return manifest
-        return None
-
     def run(self) -> BuildReport:
         """The whole build in this process: plan, stage, assemble."""
         start = time.monotonic()
         finished = self._start()
         if finished is not None:
             return finished
-        with self._lock():
-            self._tidy()
-            with self._workers() as (pool, progress):
+        with self.dir.lock():
+            self.dir.tidy(self.overwrite)
+            with workers_pool.workers(self.workers, self.out) as (pool, progress):
                 plan = self._plan(pool)
                 report = BuildReport(self.out, {})
                 self._stage_all(pool, plan, progress, report)
@@ -438,10 +452,18 @@ class ShardBuilder:
             with open(path, encoding="utf-8") as handle:
                 plan = json.load(handle)
         except FileNotFoundError:
-            raise BuildError(f"{path}: no build plan (it is made when the build is submitted)") from None
+            raise BuildError(
+                f"{path}: no build plan (it is made when the build is submitted)"
+            ) from None
         except ValueError as err:
             raise BuildError(f"{path}: unreadable build plan ({err})") from None
-        return cls(plan["inputs"], out, BuildSettings.from_json(plan["settings"]), workers, progress=progress)
+        return cls(
+            plan["inputs"],
+            out,
+            BuildSettings.from_json(plan["settings"]),
+            workers,
+            progress=progress,
+        )
 
     def plan(self, split: int) -> PlanReport:
         """Phase 1 alone, for ``split`` decoding processes (array tasks x their workers)."""
@@ -449,30 +471,35 @@ class ShardBuilder:
         finished = self._start()
         if finished is not None:
             return PlanReport(finished=finished)
-        with self._lock():
-            self._tidy()
-            with self._workers() as (pool, _):
+        with self.dir.lock():
+            self.dir.tidy(self.overwrite)
+            with workers_pool.workers(self.workers, self.out) as (pool, _):
                 plan = self._plan(pool)
         units = [u for _, u in self._units(plan)]
-        return PlanReport(units=len(units), todo=[u.name for u in units if not is_staged(self.staging, u)],
-                          unreadable=[Problem(e["path"], e["error"]) for e in plan["videos"].values() if "error" in e])
+        return PlanReport(
+            units=len(units),
+            todo=[u.name for u in units if not is_staged(self.staging, u)],
+            unreadable=[
+                Problem(e["path"], e["error"]) for e in plan["videos"].values() if "error" in e
+            ],
+        )
 
     def stage(self, names: list[str]) -> tuple[int, list[Problem]]:
         """Phase 2 for some units (one array task; no lock, as tasks share the directory and each
         unit is written atomically): (units already staged, failures)."""
-        plan = self._read_plan()
+        plan = self.dir.read_plan()
         report = BuildReport(self.out, {})
-        with self._workers() as (pool, progress):
+        with workers_pool.workers(self.workers, self.out) as (pool, progress):
             failures = self._stage_all(pool, plan, progress, report, only=set(names))
         return report.resumed_units, failures
 
     def assemble(self) -> BuildReport:
         """Phase 3 over whatever is staged; units not staged are problems, as in :meth:`run`."""
         start = time.monotonic()
-        with self._lock():
-            plan = self._read_plan()
+        with self.dir.lock():
+            plan = self.dir.read_plan()
             report = BuildReport(self.out, {})
-            with self._workers() as (pool, _):
+            with workers_pool.workers(self.workers, self.out) as (pool, _):
                 self._assemble_and_finish(pool, plan, report)
         report.seconds = time.monotonic() - start
         return report
@@ -481,53 +508,28 @@ class ShardBuilder:
     def _start(self) -> BuildReport | None:
         """Check the inputs and the output directory; the report of a finished build, if any."""
         if not self.inputs:
-            extra = f" ({len(self.passed_over)} other file(s) passed over: not video by extension)" \
-                if self.passed_over else ""
+            extra = (
+                f" ({len(self.passed_over)} other file(s) passed over: not video by extension)"
+                if self.passed_over
+                else ""
+            )
             raise BuildError(f"no input videos given or found{extra}")
-        if os.path.exists(self.out) and not os.path.isdir(self.out):
-            raise BuildError(f"{self.out}: output path exists and is not a directory")
+        self.dir.check_path()
         if not self.overwrite:
             self._check_settings()
-            finished = self._finished_manifest()
+            finished = self.dir.finished_manifest()
             if finished is not None:
                 report = BuildReport(self.out, finished, passed_over=self.passed_over)
                 report.problems = [Problem(f["path"], f["problem"]) for f in finished["failures"]]
                 return report
-        self._prepare_out()
+        self.dir.prepare()
         return None
 
-    def _tidy(self) -> None:
-        """Under the lock: clear for --overwrite, drop earlier trash and stale temporary files."""
-        if self.overwrite:
-            self._clear_out()
-        for name in os.listdir(self.out):
-            if name.startswith(f"{WORK}.trash"):
-                shutil.rmtree(os.path.join(self.out, name))
-        remove_stale_temps(self.out)
-        os.makedirs(self.staging, exist_ok=True)
-
-    def _read_plan(self) -> dict[str, Any]:
-        with open(self._plan_path(), encoding="utf-8") as handle:
-            return json.load(handle)
-
-    @contextlib.contextmanager
-    def _workers(self) -> Iterator[tuple[cf.Executor, Any]]:
-        """A pool of worker processes and the queue they report decoded frames on."""
-        context = multiprocessing.get_context("spawn")
-        progress = context.Queue()
-        try:
-            with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                        initargs=(progress,)) as pool:
-                yield pool, progress
-        except BrokenProcessPool:
-            raise BuildError(f"{self.out}: a worker process died (killed, out of memory, or a decoder "
-                             "crash); finished units are kept: re-run the same command to continue") from None
-
-    def _assemble_and_finish(self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport) -> None:
+    def _assemble_and_finish(
+        self, pool: cf.Executor, plan: dict[str, Any], report: BuildReport
+    ) -> None:
         """Assemble, write the manifest last; remove the staging area only if nothing failed."""
         report.manifest = self._assemble(pool, plan, report)
-        write_json_atomic(os.path.join(self.out, MANIFEST), json.dumps(report.manifest, indent=1))
+        self.dir.write_manifest(report.manifest)
         if not report.problems:
-            trash = f"{self.work}.trash{TMP_MARK}{os.getpid()}"
-            os.replace(self.work, trash)  # atomic: a kill never leaves a half-deleted staging area
-            shutil.rmtree(trash)
+            self.dir.retire_work()

@@ -26,13 +26,17 @@ def describe(manifest: dict[str, Any]) -> str:
         f"{'video':<28} {'codec':<8} {'size':>10} {'hours':>7} {'segments':>8} {'frames':>7} {'dead s':>7}",
     ]
     for v in manifest["videos"]:
-        lines.append(f"{v['id'][:28]:<28} {v['codec'][:8]:<8} {v['width']:>5}x{v['height']:<4} "
-                     f"{v['duration_s'] / 3600:>7.3f} {v['segments']:>8} {v['frames_stored']:>7} "
-                     f"{v['dead_s']:>7.1f}")
+        lines.append(
+            f"{v['id'][:28]:<28} {v['codec'][:8]:<8} {v['width']:>5}x{v['height']:<4} "
+            f"{v['duration_s'] / 3600:>7.3f} {v['segments']:>8} {v['frames_stored']:>7} "
+            f"{v['dead_s']:>7.1f}"
+        )
     for v in manifest["videos"]:
         for d in v["dead"]:
             kept = " (kept)" if v["dead_kept"] else ""
-            lines.append(f"dead: {v['id']} {d['start_s']:.1f}-{d['end_s']:.1f}s {d['reason']}{kept}")
+            lines.append(
+                f"dead: {v['id']} {d['start_s']:.1f}-{d['end_s']:.1f}s {d['reason']}{kept}"
+            )
     for f in manifest["failures"]:
         lines.append(f"FAILED: {f['path']}: {f['problem']}")
     return "\n".join(lines)

@@ -47,10 +47,16 @@ class DeadRange:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "reason": self.reason}
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "reason": self.reason,
+        }
 
 
-def join_units(units: list[tuple[str, dict[str, Any]]]) -> tuple[list[FrameRef], list[float], list[float]]:
+def join_units(
+    units: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[FrameRef], list[float], list[float]]:
     """Concatenate staged units of one video (in order): frame refs, flatness, change.
 
     The first frame of a unit is compared with the previous unit's last frame, so frozen runs
@@ -78,8 +84,13 @@ def join_units(units: list[tuple[str, dict[str, Any]]]) -> tuple[list[FrameRef],
     return refs, flat, changes
 
 
-def find_dead(refs: list[FrameRef], flat: list[float], changes: list[float], period: float,
-              limits: dead.DeadThresholds) -> tuple[list[bool], list[DeadRange]]:
+def find_dead(
+    refs: list[FrameRef],
+    flat: list[float],
+    changes: list[float],
+    period: float,
+    limits: dead.DeadThresholds,
+) -> tuple[list[bool], list[DeadRange]]:
     """Per-frame dead flags and the dead time ranges."""
     times = [r.t for r in refs]
     mask = [False] * len(refs)
@@ -90,8 +101,14 @@ def find_dead(refs: list[FrameRef], flat: list[float], changes: list[float], per
     return mask, ranges
 
 
-def cut_segments(video_id: str, refs: list[FrameRef], dead_mask: list[bool], grid_index: Any,
-                 segment_frames: int, period: float) -> list[Segment]:
+def cut_segments(
+    video_id: str,
+    refs: list[FrameRef],
+    dead_mask: list[bool],
+    grid_index: Any,
+    segment_frames: int,
+    period: float,
+) -> list[Segment]:
     """Split live frames into segments of at most ``segment_frames``; a gap > 2.5 periods cuts too.
 
     Keys are ``{video_id}_{grid index of the first frame:08d}``: stable, unique, dot-free.
@@ -116,8 +133,9 @@ def cut_segments(video_id: str, refs: list[FrameRef], dead_mask: list[bool], gri
     return segments
 
 
-def assign_shards(segments: list[Segment], shard_bytes: int, min_shards: int,
-                  seed: int) -> list[list[Segment]]:
+def assign_shards(
+    segments: list[Segment], shard_bytes: int, min_shards: int, seed: int
+) -> list[list[Segment]]:
     """Shuffle segments with ``seed`` and deal them round-robin into enough shards."""
     if not segments:
         return []

@@ -7,8 +7,8 @@ import os
 
 from PIL import Image, ImageDraw
 
+from wtpipe.atomic import write_bytes_atomic
 from wtpipe.shards.read import iter_samples, load_manifest
-from wtpipe.shards.tarwriter import write_bytes_atomic
 
 TILE_WIDTH = 240
 

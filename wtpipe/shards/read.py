@@ -53,7 +53,9 @@ def load_manifest(directory: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no manifest (is this a wtpipe shard directory?)") from None
+        raise FileNotFoundError(
+            f"{path}: no manifest (is this a wtpipe shard directory?)"
+        ) from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: manifest is not valid JSON ({err})") from None
 

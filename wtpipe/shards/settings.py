@@ -7,8 +7,8 @@ from fractions import Fraction
 from typing import Any
 
 from wtpipe.shards import FRAME_FORMATS
-from wtpipe.video.dead import DeadThresholds
 from wtpipe.video import BACKENDS
+from wtpipe.video.dead import DeadThresholds
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class BuildSettings:
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.frame_format not in FRAME_FORMATS:
-            problems.append(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got {self.frame_format!r}")
+            problems.append(
+                f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got {self.frame_format!r}"
+            )
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if problems:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from wtpipe.shards.tarwriter import AtomicTarWriter, write_json_atomic
+from wtpipe.atomic import write_json_atomic
+from wtpipe.shards.tarwriter import AtomicTarWriter
 from wtpipe.video import dead
 from wtpipe.video.decode import DecodeStats, decode_unit
 from wtpipe.video.probe import VideoInfo
@@ -84,14 +85,22 @@ def stage_unit(job: StageJob, progress: Any = None) -> dict[str, Any]:
     first_thumb = prev_thumb = None
     reported, last_report = 0, time.monotonic()
     with AtomicTarWriter(tar_path) as writer:
-        for pts, rgb in decode_unit(job.info, job.unit, job.short_side, job.fps_out, job.threads,
-                                    job.backend, stats):
+        for pts, rgb in decode_unit(
+            job.info, job.unit, job.short_side, job.fps_out, job.threads, job.backend, stats
+        ):
             data = encode_jpeg(rgb, job.jpeg_quality)
             offset = writer.add(f"{len(frames):06d}.jpg", data)
             thumb = dead.thumbnail(rgb)
-            frames.append({"pts": pts, "t": round(job.info.seconds(pts), 6), "offset": offset,
-                           "size": len(data), "flat": round(dead.flatness(thumb), 3),
-                           "change": round(min(dead.change(prev_thumb, thumb), 1e9), 3)})
+            frames.append(
+                {
+                    "pts": pts,
+                    "t": round(job.info.seconds(pts), 6),
+                    "offset": offset,
+                    "size": len(data),
+                    "flat": round(dead.flatness(thumb), 3),
+                    "change": round(min(dead.change(prev_thumb, thumb), 1e9), 3),
+                }
+            )
             first_thumb = thumb if first_thumb is None else first_thumb
             prev_thumb = thumb
             if progress is not None and time.monotonic() - last_report > 0.5:

@@ -1,6 +1,6 @@
 """The one place that writes tar files: atomically, reproducibly, with a running sha256.
 
-A tar is written to ``NAME.tmp-PID``, fsynced and renamed, so a file under its final name is
+A tar is written under a temporary name, fsynced and renamed (``wtpipe.atomic``), so a file under its final name is
 always complete; a kill leaves only a temp file that the next run removes. Member headers carry
 a fixed mtime, owner and mode, so the same content gives byte-identical files on every run.
 """
@@ -13,26 +13,7 @@ import os
 import tarfile
 from types import TracebackType
 
-TMP_MARK = ".tmp-"
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temps(directory: str) -> int:
-    """Delete temp files left by killed writers under ``directory``; return how many."""
-    removed = 0
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            if TMP_MARK in name:
-                os.remove(os.path.join(root, name))
-                removed += 1
-    return removed
+from wtpipe.atomic import publish, temporary_name
 
 
 class _HashingFile(io.RawIOBase):
@@ -60,7 +41,7 @@ class AtomicTarWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.tmp_path = f"{path}{TMP_MARK}{os.getpid()}"
+        self.tmp_path = temporary_name(path)
         self._raw = open(self.tmp_path, "wb")
         self._file = _HashingFile(self._raw)
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
@@ -82,11 +63,8 @@ class AtomicTarWriter:
     def commit(self) -> tuple[str, int]:
         """Finish the tar, make it durable under its final name; return (sha256, bytes)."""
         self._tar.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
         self._raw.close()
-        os.replace(self.tmp_path, self.path)
-        fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        publish(self.tmp_path, self.path)
         return self._file.sha256.hexdigest(), self._file.size
 
     def discard(self) -> None:
@@ -98,22 +76,11 @@ class AtomicTarWriter:
     def __enter__(self) -> AtomicTarWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if not self._raw.closed:
             self.discard()
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write a small file so that readers see the old or the new version, never a mix."""
-    tmp = f"{path}{TMP_MARK}{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def write_json_atomic(path: str, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))

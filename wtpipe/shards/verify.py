@@ -34,17 +34,24 @@ def _check_shard(directory: str, entry: dict[str, Any]) -> list[str]:
     try:
         for sample in iter_samples(path):
             decoded = sample.frames()
-            if len(decoded) != sample.meta["frames"] or len(sample.meta["pts"]) != sample.meta["frames"]:
-                problems.append(f"{entry['name']}: sample {sample.key} decodes {len(decoded)} frames, "
-                                f"its json says {sample.meta['frames']}")
+            if (
+                len(decoded) != sample.meta["frames"]
+                or len(sample.meta["pts"]) != sample.meta["frames"]
+            ):
+                problems.append(
+                    f"{entry['name']}: sample {sample.key} decodes {len(decoded)} frames, "
+                    f"its json says {sample.meta['frames']}"
+                )
             samples += 1
             frames += len(decoded)
     except (ShardFormatError, tarfile.TarError, OSError, ValueError, KeyError) as err:
         problems.append(f"{entry['name']}: unreadable ({' '.join(str(err).split())})")
         return problems
     if samples != entry["samples"] or frames != entry["frames"]:
-        problems.append(f"{entry['name']}: {samples} samples / {frames} frames, manifest says "
-                        f"{entry['samples']} / {entry['frames']}")
+        problems.append(
+            f"{entry['name']}: {samples} samples / {frames} frames, manifest says "
+            f"{entry['samples']} / {entry['frames']}"
+        )
     return problems
 
 
@@ -53,8 +60,10 @@ def verify(directory: str, progress: bool = True) -> list[str]:
     manifest = load_manifest(directory)
     problems: list[str] = []
     if not manifest["shards"]:
-        problems.append("manifest: the build produced no shards (no frame of any input was stored; "
-                        "its failures are listed in manifest.json)")
+        problems.append(
+            "manifest: the build produced no shards (no frame of any input was stored; "
+            "its failures are listed in manifest.json)"
+        )
     for entry in tqdm(manifest["shards"], desc="verify", unit="shard", disable=not progress):
         problems.extend(_check_shard(directory, entry))
     listed = {s["name"] for s in manifest["shards"]}

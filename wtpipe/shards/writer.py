@@ -18,20 +18,26 @@ import numpy as np
 from PIL import Image
 
 from wtpipe import __version__
+from wtpipe.shards import FRAME_FORMATS  # noqa: F401  (re-exported)
 from wtpipe.shards.layout import Segment
 from wtpipe.shards.read import read_span
 from wtpipe.shards.tarwriter import AtomicTarWriter
 from wtpipe.video.clipcodec import encode_h264
 
 Member = tuple[str, bytes]
-from wtpipe.shards import FRAME_FORMATS  # noqa: F401  (re-exported)
 
 
 def sample_members(segment: Segment, header: dict[str, Any], frame_format: str) -> list[Member]:
     """The tar members of one sample. ``header`` holds what every sample of the video shares."""
-    meta = {"key": segment.key, "video_id": segment.video_id, **header,
-            "frames": len(segment.frames), "pts": [f.t for f in segment.frames],
-            "pts_ticks": [f.pts for f in segment.frames], "wtpipe": __version__}
+    meta = {
+        "key": segment.key,
+        "video_id": segment.video_id,
+        **header,
+        "frames": len(segment.frames),
+        "pts": [f.t for f in segment.frames],
+        "pts_ticks": [f.pts for f in segment.frames],
+        "wtpipe": __version__,
+    }
     jpegs = [read_span(ref.staged, (ref.offset, ref.size)) for ref in segment.frames]
     if frame_format == "jpg":
         members = [(f"{segment.key}.{i:06d}.jpg", data) for i, data in enumerate(jpegs)]
@@ -54,6 +60,10 @@ def write_shard(path: str, samples: Iterable[list[Member]]) -> dict[str, Any]:
             count += 1
             frames += json.loads(members[0][1])["frames"]
         sha256, size = writer.commit()
-    return {"name": os.path.basename(path), "samples": count, "frames": frames, "bytes": size,
-            "sha256": sha256}
-
+    return {
+        "name": os.path.basename(path),
+        "samples": count,
+        "frames": frames,
+        "bytes": size,
+        "sha256": sha256,
+    }

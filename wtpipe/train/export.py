@@ -7,16 +7,22 @@ from collections.abc import Callable
 
 import torch
 
-from wtpipe import rundir
-from wtpipe.models.weights import WeightsError, WeightsInfo, info_for, read_info, save_backbone
-from wtpipe.train import checkpoint
+from wtpipe.atomic import write_bytes_atomic
+from wtpipe.engine import checkpoint, rundir
+from wtpipe.models.weights import (
+    WeightsError,
+    WeightsInfo,
+    info_for,
+    read_info,
+    save_backbone,
+)
 
 PREFIX = "backbone.vit."
 
 
 def backbone_state(teacher_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """timm keys (``blocks.0.attn.qkv.weight``...) of a teacher ``BackboneWithHead`` state dict."""
-    return {k[len(PREFIX):]: v for k, v in teacher_state.items() if k.startswith(PREFIX)}
+    return {k[len(PREFIX) :]: v for k, v in teacher_state.items() if k.startswith(PREFIX)}
 
 
 def weights_info(config: dict, step: int) -> WeightsInfo:
@@ -29,8 +35,9 @@ class ExportError(Exception):
     """Nothing to export, or a target that would be overwritten; the message names the path."""
 
 
-def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False,
-                      warn: Callable[[str], None] = print) -> tuple[str, str]:
+def export_checkpoint(
+    path: str, out: str | None = None, overwrite: bool = False, warn: Callable[[str], None] = print
+) -> tuple[str, str]:
     """Export a teacher backbone; returns (the file, what was done, in words).
 
     From a run directory: its newest intact checkpoint (a damaged one is named through ``warn``
@@ -49,7 +56,10 @@ def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False
         target = out or os.path.join(path, rundir.BACKBONE)
         newest = _step(names[-1])
         if out is None and not overwrite and _exported_step(target) >= newest:
-            return target, f"{target} already holds the newest checkpoint's weights (step {newest}); nothing to do"
+            return (
+                target,
+                f"{target} already holds the newest checkpoint's weights (step {newest}); nothing to do",
+            )
         for name in reversed(names):
             ckpt = os.path.join(root, name)
             try:
@@ -58,11 +68,15 @@ def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False
             except checkpoint.CorruptCheckpoint as err:
                 warn(f"checkpoint {ckpt} is damaged ({err}); trying the one before")
                 continue
-            return _write(state, target, out is None or overwrite), f"wrote {target} (step {state['step']})"
+            return _write(
+                ckpt, state, target, out is None or overwrite
+            ), f"wrote {target} (step {state['step']})"
         raise ExportError(f"{path}: every checkpoint is damaged (named above); nothing exported")
     if not os.path.exists(os.path.join(path, rundir.STATE)):
-        raise ExportError(f"{path}: neither a run directory (with {rundir.CHECKPOINTS}/) "
-                          f"nor a checkpoint directory (with {rundir.STATE})")
+        raise ExportError(
+            f"{path}: neither a run directory (with {rundir.CHECKPOINTS}/) "
+            f"nor a checkpoint directory (with {rundir.STATE})"
+        )
     target = out or os.path.join(path, rundir.BACKBONE)
     if out is None and os.path.exists(target) and not overwrite:
         return target, f"{target} already holds this checkpoint's weights; nothing to do"
@@ -70,15 +84,32 @@ def export_checkpoint(path: str, out: str | None = None, overwrite: bool = False
         checkpoint.check(path, only=(rundir.STATE,))
         state = checkpoint.load_state(path)
     except checkpoint.CorruptCheckpoint as err:
-        raise ExportError(f"{path} is damaged ({err}); export the run folder instead to use its newest "
-                          "intact checkpoint") from None
-    return _write(state, target, out is None or overwrite), f"wrote {target} (step {state['step']})"
+        raise ExportError(
+            f"{path} is damaged ({err}); export the run folder instead to use its newest "
+            "intact checkpoint"
+        ) from None
+    return _write(
+        path, state, target, out is None or overwrite
+    ), f"wrote {target} (step {state['step']})"
 
 
-def _write(state: dict, target: str, replace: bool) -> str:
+def _write(ckpt: str, state: dict, target: str, replace: bool) -> str:
+    """The checkpoint's own backbone file (written by its method, checked against the checksums),
+    copied; for checkpoints without one, the backbone taken from the teacher's state."""
     if os.path.exists(target) and not replace:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or --out another file")
-    return save_backbone(backbone_state(state["teacher"]), target, weights_info(state["config"], int(state["step"])))
+    own = os.path.join(ckpt, rundir.BACKBONE)
+    if os.path.exists(own) and os.path.abspath(own) != os.path.abspath(target):
+        try:
+            checkpoint.check(ckpt, only=(rundir.BACKBONE,))
+            with open(own, "rb") as handle:
+                write_bytes_atomic(target, handle.read(), mode=0o644)
+            return target
+        except checkpoint.CorruptCheckpoint:
+            pass  # rebuilt from the state below
+    return save_backbone(
+        backbone_state(state["teacher"]), target, weights_info(state["config"], int(state["step"]))
+    )
 
 
 def _step(name: str) -> int:

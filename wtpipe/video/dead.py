@@ -40,14 +40,21 @@ class DeadThresholds:
     min_seconds: float = 5.0
 
 
-def dead_runs(times: list[float], flat: list[float], changes: list[float], period: float,
-              limits: DeadThresholds) -> list[tuple[int, int, str]]:
+def dead_runs(
+    times: list[float],
+    flat: list[float],
+    changes: list[float],
+    period: float,
+    limits: DeadThresholds,
+) -> list[tuple[int, int, str]]:
     """Index ranges ``[i, j)`` of dead runs lasting ``>= limits.min_seconds``, with their reason.
 
     ``period`` is the stored frame spacing: a run of one frame lasts one period.
     """
-    reasons = ["blank" if f < limits.blank_std else "frozen" if c < limits.frozen_change else ""
-               for f, c in zip(flat, changes)]
+    reasons = [
+        "blank" if f < limits.blank_std else "frozen" if c < limits.frozen_change else ""
+        for f, c in zip(flat, changes)
+    ]
     runs: list[tuple[int, int, str]] = []
     i = 0
     while i < len(reasons):

@@ -17,11 +17,11 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from wtpipe.video import BACKENDS  # noqa: F401  (re-exported)
 from wtpipe.video.grid import FrameGrid
 from wtpipe.video.probe import VideoInfo, describe_error
 from wtpipe.video.units import Unit
 
-from wtpipe.video import BACKENDS  # noqa: F401  (re-exported)
 DECORD_CODECS = ("h264", "hevc")
 
 
@@ -62,8 +62,9 @@ class StoredFrameConverter:
         self._to_rgb = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        small = self._resize.reformat(frame, width=self.width, height=self.height,
-                                      interpolation="AREA", threads=1)
+        small = self._resize.reformat(
+            frame, width=self.width, height=self.height, interpolation="AREA", threads=1
+        )
         return self._to_rgb.reformat(small, format="rgb24", threads=1).to_ndarray()
 
 
@@ -74,8 +75,15 @@ def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
 
 
-def decode_unit(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction, threads: int,
-                backend: str, stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
+def decode_unit(
+    info: VideoInfo,
+    unit: Unit,
+    short_side: int,
+    fps_out: Fraction,
+    threads: int,
+    backend: str,
+    stats: DecodeStats,
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(pts, rgb)`` of the grid frames that ``unit`` owns, in pts order."""
     if backend == "pyav":
         yield from _decode_pyav(info, unit, short_side, fps_out, threads, stats)
@@ -85,8 +93,14 @@ def decode_unit(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction,
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def _decode_pyav(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction, threads: int,
-                 stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
+def _decode_pyav(
+    info: VideoInfo,
+    unit: Unit,
+    short_side: int,
+    fps_out: Fraction,
+    threads: int,
+    stats: DecodeStats,
+) -> Iterator[tuple[int, np.ndarray]]:
     grid = FrameGrid(info.first_pts, info.time_base, fps_out)
     convert = StoredFrameConverter(*stored_size(info, short_side))
     with av.open(info.path) as container:
@@ -106,8 +120,13 @@ def _decode_pyav(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction
 class _FrameStream:
     """Iterate decoded frames' pts (corrupt packets counted and skipped), keeping the frame at hand."""
 
-    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                 info: VideoInfo, stats: DecodeStats) -> None:
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        info: VideoInfo,
+        stats: DecodeStats,
+    ) -> None:
         self._packets = container.demux(stream)
         self._info, self._stats = info, stats
         self.current: av.VideoFrame | None = None
@@ -119,8 +138,12 @@ class _FrameStream:
             except av.error.InvalidDataError as err:
                 self._stats.decode_errors += 1
                 if not self._stats.first_error:
-                    when = self._info.seconds(packet.pts) if packet.pts is not None else float("nan")
-                    self._stats.first_error = f"decode error near {when:.2f}s: {describe_error(err)}"
+                    when = (
+                        self._info.seconds(packet.pts) if packet.pts is not None else float("nan")
+                    )
+                    self._stats.first_error = (
+                        f"decode error near {when:.2f}s: {describe_error(err)}"
+                    )
                 continue
             for frame in frames:
                 if frame.pts is not None:
@@ -128,18 +151,27 @@ class _FrameStream:
                     yield int(frame.pts)
 
 
-def _decode_decord(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fraction, threads: int,
-                   stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
+def _decode_decord(
+    info: VideoInfo,
+    unit: Unit,
+    short_side: int,
+    fps_out: Fraction,
+    threads: int,
+    stats: DecodeStats,
+) -> Iterator[tuple[int, np.ndarray]]:
     """decord resizes at open (its full-size batches leak memory) and reads frames by index."""
     if info.codec not in DECORD_CODECS:
-        raise ValueError(f"decord backend reads only {'/'.join(DECORD_CODECS)}, not {info.codec}; "
-                         "use --backend pyav")
+        raise ValueError(
+            f"decord backend reads only {'/'.join(DECORD_CODECS)}, not {info.codec}; "
+            "use --backend pyav"
+        )
     import decord
 
     grid = FrameGrid(info.first_pts, info.time_base, fps_out)
     width, height = stored_size(info, short_side)
-    reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height,
-                                num_threads=threads)
+    reader = decord.VideoReader(
+        info.path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads
+    )
     seconds = reader.get_frame_timestamp(np.arange(len(reader)))[:, 0]
     pts_of = [info.first_pts + round(Fraction(float(s)) / info.time_base) for s in seconds]
     index_of = {p: i for i, p in enumerate(pts_of)}
@@ -149,7 +181,7 @@ def _decode_decord(info: VideoInfo, unit: Unit, short_side: int, fps_out: Fracti
         if kept:
             keep.append((index_of[pts], pts))
     for chunk in range(0, len(keep), 16):
-        batch = keep[chunk:chunk + 16]
+        batch = keep[chunk : chunk + 16]
         arrays = reader.get_batch([i for i, _ in batch]).asnumpy()
         for (_, pts), rgb in zip(batch, arrays):
             yield pts, upright(rgb, info.rotation)

@@ -27,7 +27,9 @@ class FrameGrid:
         """Number of the first grid point at or after ``pts``."""
         return self.index(pts - 1) + 1
 
-    def select(self, pts_in_order: Iterable[int], start: int, end: int | None) -> Iterator[tuple[int, bool]]:
+    def select(
+        self, pts_in_order: Iterable[int], start: int, end: int | None
+    ) -> Iterator[tuple[int, bool]]:
         """For frames in pts order, yield ``(pts, keep)`` while grid points in ``[start, end)`` remain.
 
         Frames before ``start`` are not yielded; every frame in ``[start, end)`` is. The last frame

@@ -14,8 +14,21 @@ from typing import Any
 import av
 
 # Demuxers that read single pictures: a still image is not footage.
-_IMAGE_FORMATS = {"image2", "image2pipe", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe",
-                  "tiff_pipe", "apng", "jpegxl_pipe", "pgm_pipe", "ppm_pipe", "qoi_pipe"}
+_IMAGE_FORMATS = {
+    "image2",
+    "image2pipe",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "gif",
+    "bmp_pipe",
+    "tiff_pipe",
+    "apng",
+    "jpegxl_pipe",
+    "pgm_pipe",
+    "ppm_pipe",
+    "qoi_pipe",
+}
 
 
 class ProbeError(Exception):
@@ -61,7 +74,9 @@ class VideoInfo:
     @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) as shown to a viewer, i.e. after rotation."""
-        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        return (
+            (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        )
 
     def seconds(self, pts: int) -> float:
         """Time of ``pts`` from the first frame, in seconds."""
@@ -134,10 +149,19 @@ def _probe_open(path: str, container: av.container.InputContainer) -> VideoInfo:
     except (AttributeError, av.FFmpegError):
         keyframes = 0
     return VideoInfo(
-        path=os.path.abspath(path), container=fmt, codec=codec,
-        pix_fmt=stream.codec_context.pix_fmt or "", width=frame.width, height=frame.height,
-        rotation=int(round(frame.rotation or 0)) % 360, fps_num=rate.numerator,
-        fps_den=rate.denominator, tb_num=time_base.numerator, tb_den=time_base.denominator,
-        first_pts=int(frame.pts), duration_s=duration, frames_declared=int(stream.frames or 0),
+        path=os.path.abspath(path),
+        container=fmt,
+        codec=codec,
+        pix_fmt=stream.codec_context.pix_fmt or "",
+        width=frame.width,
+        height=frame.height,
+        rotation=int(round(frame.rotation or 0)) % 360,
+        fps_num=rate.numerator,
+        fps_den=rate.denominator,
+        tb_num=time_base.numerator,
+        tb_den=time_base.denominator,
+        first_pts=int(frame.pts),
+        duration_s=duration,
+        frames_declared=int(stream.frames or 0),
         keyframes_indexed=keyframes,
     )

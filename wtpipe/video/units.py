@@ -39,8 +39,9 @@ class Unit:
         return cls(**data)
 
 
-def keyframe_at_or_before(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                          pts: int) -> int | None:
+def keyframe_at_or_before(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, pts: int
+) -> int | None:
     """pts of the keyframe a backward seek to ``pts`` lands on, or None.
 
     The first packet after the seek is that keyframe; its pts is read without decoding it. Only
@@ -78,6 +79,13 @@ def plan_units(info: VideoInfo, video_id: str, unit_seconds: float) -> list[Unit
                 nominal += ticks_per_unit
     ends: list[int | None] = [*starts[1:], None]
     return [
-        Unit(video_id, i, s, e, info.seconds(s), info.seconds(e) if e is not None else info.duration_s)
+        Unit(
+            video_id,
+            i,
+            s,
+            e,
+            info.seconds(s),
+            info.seconds(e) if e is not None else info.duration_s,
+        )
         for i, (s, e) in enumerate(zip(starts, ends))
     ]

@@ -11,11 +11,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from wtpipe.atomic import write_bytes_atomic
 from wtpipe.data.transforms import MEAN, STD
-from wtpipe.shards.tarwriter import write_bytes_atomic
 
-COLOURS = np.array([[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-                    [70, 240, 240], [240, 50, 230], [210, 245, 60]], dtype=np.float32)
+COLOURS = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+    ],
+    dtype=np.float32,
+)
 
 
 def to_uint8(view: torch.Tensor) -> np.ndarray:
@@ -47,7 +58,11 @@ TILE = 192  # small training views are shown enlarged
 def tile(picture: np.ndarray) -> Image.Image:
     image = Image.fromarray(picture)
     scale = max(1, TILE // max(image.size))
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
+    return (
+        image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        if scale > 1
+        else image
+    )
 
 
 def save_png(image: Image.Image, path: str) -> str:
@@ -86,8 +101,13 @@ def stack_rows(*images: Image.Image) -> Image.Image:
     return sheet
 
 
-def draw_boxes(image: Image.Image, boxes: list[tuple[float, float, float, float]], colour: tuple[int, int, int],
-               width: int = 3, label: str | None = None) -> Image.Image:
+def draw_boxes(
+    image: Image.Image,
+    boxes: list[tuple[float, float, float, float]],
+    colour: tuple[int, int, int],
+    width: int = 3,
+    label: str | None = None,
+) -> Image.Image:
     """Outline (x1, y1, x2, y2) pixel boxes in place; ``label`` is written at the first one."""
     draw = ImageDraw.Draw(image)
     for box in boxes:

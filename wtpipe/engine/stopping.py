@@ -22,22 +22,22 @@ import torch.distributed as dist
 from wtpipe.process import die_with_parent
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
-CONTINUE_SIGNALS = ("SIGUSR2",)  # SLURM's warning before the time limit (submitit's): the job goes on
+CONTINUE_SIGNALS = (
+    "SIGUSR2",
+)  # SLURM's warning before the time limit (submitit's): the job goes on
+EXIT_REQUEUE = (
+    3  # the exit code of a run that saved on such a warning: whoever started it starts it again
+)
 
 
 class StopRequest:
-    """Installs the stop handlers until :meth:`restore`; ``requested`` is this rank's own view.
-
-    ``StopRequest.last`` names the signal that stopped the latest run in this process ("" if
-    none), for the cluster job that decides whether to requeue (``wtpipe.cluster``).
-    """
-
-    last = ""
+    """Installs the stop handlers until :meth:`restore`; ``requested`` is this rank's own view and
+    ``signal_name`` the signal that asked (the loops return it; a run stopped by one of
+    :data:`CONTINUE_SIGNALS` exits with :data:`EXIT_REQUEUE`)."""
 
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
         self.requested = False
         self.signal_name = ""
-        StopRequest.last = ""
         self._previous = {sig: signal.signal(sig, self._handle) for sig in signals}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -45,9 +45,14 @@ class StopRequest:
             raise KeyboardInterrupt
         if not self.requested:
             self.requested = True
-            self.signal_name = StopRequest.last = signal.Signals(signum).name
-            again = "; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""
-            os.write(sys.stderr.fileno(), f"\n{self.signal_name}: saving at the end of this step{again}\n".encode())
+            self.signal_name = signal.Signals(signum).name
+            again = (
+                "; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""
+            )
+            os.write(
+                sys.stderr.fileno(),
+                f"\n{self.signal_name}: saving at the end of this step{again}\n".encode(),
+            )
 
     def agreed(self, device: torch.device) -> bool:
         """True on every rank if any rank was asked to stop (a collective: all ranks must call it)."""

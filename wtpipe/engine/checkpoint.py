@@ -21,18 +21,23 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from wtpipe.rundir import LATEST, STATE, completed, step_name
-from wtpipe.shards.tarwriter import TMP_MARK, write_json_atomic
+from wtpipe.atomic import TMP_MARK, replace_dir, write_json_atomic
+from wtpipe.config import differences, to_dict
+from wtpipe.engine.rundir import LATEST, STATE, completed, latest, step_name
 
 log = logging.getLogger(__name__)
 CHECKSUMS = "checksums.json"
 SET_ASIDE = "corrupt-"
+
+
+class ResumeError(Exception):
+    """A checkpoint that cannot continue this run (another config, another world size)."""
 
 
 class CorruptCheckpoint(Exception):
@@ -46,10 +51,15 @@ class WriteError(Exception):
 def rng_state() -> dict[str, Any]:
     """This process's RNG states as tensors and plain values (safe for ``weights_only`` loading)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
-             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
-             "numpy_gauss": [int(has_gauss), float(gauss)]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_pos": int(pos),
+        "numpy_gauss": [int(has_gauss), float(gauss)],
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -59,8 +69,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
     has_gauss, gauss = state["numpy_gauss"]
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
-                         int(has_gauss), gauss))
+    np.random.set_state(
+        (
+            "MT19937",
+            state["numpy"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            int(has_gauss),
+            gauss,
+        )
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -76,7 +93,9 @@ def write_rank_rng(directory: str, rank: int) -> None:
 def start(accelerator: Any, root: str, step: int) -> str:
     """All ranks: the temporary directory of checkpoint ``step`` (named after the main process's
     pid, so every rank writes into the same one), holding each rank's RNG state once this returns."""
-    pid = torch.tensor([os.getpid() if accelerator.is_main_process else 0], device=accelerator.device)
+    pid = torch.tensor(
+        [os.getpid() if accelerator.is_main_process else 0], device=accelerator.device
+    )
     directory = tmp_dir(root, step, int(accelerator.reduce(pid, "sum").item()))
     try:
         if accelerator.is_main_process:
@@ -106,9 +125,11 @@ def writing(root: str, directory: str, step: int) -> Iterator[None]:
         if _caused_by_interrupt(err):
             raise KeyboardInterrupt from None
         free = shutil.disk_usage(root).free / 2**30
-        raise WriteError(f"cannot write checkpoint {os.path.join(root, step_name(step))}: {_reason(err)} "
-                         f"({free:.1f} GiB free there); earlier checkpoints are untouched: make room and "
-                         f"re-run the same command to resume") from err
+        raise WriteError(
+            f"cannot write checkpoint {os.path.join(root, step_name(step))}: {_reason(err)} "
+            f"({free:.1f} GiB free there); earlier checkpoints are untouched: make room and "
+            f"re-run the same command to resume"
+        ) from err
 
 
 def _caused_by_interrupt(err: BaseException) -> bool:
@@ -131,18 +152,22 @@ def _reason(err: BaseException) -> str:
 
 def publish(root: str, directory: str, step: int, state: dict[str, Any], keep_last: int) -> str:
     """Main process: write the shared state into ``directory``, rename it final, point ``latest``, prune."""
-    with open(os.path.join(directory, STATE), "wb") as handle:  # a Python file: failures keep their errno
+    with open(
+        os.path.join(directory, STATE), "wb"
+    ) as handle:  # a Python file: failures keep their errno
         torch.save(state, handle)
     sums = {name: _digest(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
     write_json_atomic(os.path.join(directory, CHECKSUMS), json.dumps(sums, indent=1))
     final = os.path.join(root, step_name(step))
     if os.path.exists(final):
         shutil.rmtree(final)
-    os.replace(directory, final)
+    replace_dir(directory, final)
     write_json_atomic(os.path.join(root, LATEST), step_name(step))
     for old in completed(root)[:-keep_last] if keep_last > 0 else []:
-        doomed = os.path.join(root, f"{old}{TMP_MARK}pruned")  # renamed first: never half-deleted under its name
-        os.replace(os.path.join(root, old), doomed)
+        doomed = os.path.join(
+            root, f"{old}{TMP_MARK}pruned"
+        )  # renamed first: never half-deleted under its name
+        replace_dir(os.path.join(root, old), doomed)
         shutil.rmtree(doomed)
     return final
 
@@ -157,7 +182,10 @@ def remove_partial(root: str) -> None:
 
 def _digest(path: str) -> dict[str, Any]:
     with open(path, "rb") as handle:
-        return {"bytes": os.fstat(handle.fileno()).st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
+        return {
+            "bytes": os.fstat(handle.fileno()).st_size,
+            "sha256": hashlib.file_digest(handle, "sha256").hexdigest(),
+        }
 
 
 def check(directory: str, only: tuple[str, ...] = ()) -> None:
@@ -184,7 +212,9 @@ def check(directory: str, only: tuple[str, ...] = ()) -> None:
             raise CorruptCheckpoint(f"{name} is missing")
         got = _digest(path)
         if got["bytes"] != want["bytes"]:
-            raise CorruptCheckpoint(f"{name} has {got['bytes']} bytes, {want['bytes']} written (truncated?)")
+            raise CorruptCheckpoint(
+                f"{name} has {got['bytes']} bytes, {want['bytes']} written (truncated?)"
+            )
         if got["sha256"] != want["sha256"]:
             raise CorruptCheckpoint(f"{name} does not match its SHA-256 (corrupted on disk?)")
 
@@ -196,7 +226,7 @@ def set_aside(directory: str) -> str:
     while os.path.exists(target):
         n += 1
         target = os.path.join(root, f"{SET_ASIDE}{name}.{n}")
-    os.replace(directory, target)
+    replace_dir(directory, target)
     return target
 
 
@@ -212,8 +242,12 @@ def newest_intact(root: str) -> tuple[str, dict[str, Any]] | None:
             check(path)
             state = load_state(path)
         except CorruptCheckpoint as err:
-            log.warning("checkpoint %s is damaged: %s; set aside as %s, trying the one before",
-                        path, err, set_aside(path))
+            log.warning(
+                "checkpoint %s is damaged: %s; set aside as %s, trying the one before",
+                path,
+                err,
+                set_aside(path),
+            )
             continue
         write_json_atomic(os.path.join(root, LATEST), name)
         return path, state
@@ -226,7 +260,9 @@ def load_state(directory: str) -> dict[str, Any]:
     """A checkpoint's shared state; a file that does not unpickle is a :class:`CorruptCheckpoint`."""
     try:
         return torch.load(os.path.join(directory, STATE), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad bytes
+    except (
+        Exception
+    ) as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad bytes
         raise CorruptCheckpoint(f"{STATE} does not load: {_first_sentence(err)}") from None
 
 
@@ -247,3 +283,67 @@ def load(path: str, rank: int | None = None) -> tuple[dict[str, Any], dict[str, 
     directory = path if os.path.isdir(path) else os.path.dirname(path)
     state = load_state(directory)
     return state, None if rank is None else load_rank_rng(directory, rank)
+
+
+def resume(
+    accelerator: Any, root: str, config: Any
+) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """All ranks: (path, shared state, this rank's RNG states) of the newest intact checkpoint
+    under ``root``, or None for a fresh run. The main process removes half-written checkpoints and
+    sets damaged ones aside; the others follow ``latest``. A checkpoint of another config (compared
+    with ``config``'s own class, :func:`wtpipe.config.differences`) or world size is a
+    :class:`ResumeError`."""
+    found = None
+    if accelerator.is_main_process:
+        remove_partial(root)
+        found = newest_intact(root)
+    accelerator.wait_for_everyone()
+    path = found[0] if found else latest(root)
+    if path is None:
+        return None
+    state = found[1] if found else load_state(path)
+    diffs = differences(config, state["config"])
+    if diffs:
+        raise ResumeError(
+            f"{path} was written by a run with another config ({'; '.join(diffs)}); "
+            "use another run.output_dir, or the same config to resume"
+        )
+    rng = load_rank_rng(path, accelerator.process_index)
+    if rng is None:
+        raise ResumeError(
+            f"{path} holds no RNG state for rank {accelerator.process_index} (world size changed?)"
+        )
+    if accelerator.scaler is not None and "scaler" in state:
+        accelerator.scaler.load_state_dict(state["scaler"])
+    if accelerator.is_main_process:
+        log.info("resuming from %s (step %d)", path, state["step"])
+    return path, state, rng
+
+
+def save(
+    accelerator: Any,
+    root: str,
+    step: int,
+    config: Any,
+    optimizer: Any,
+    parts: Callable[[], dict[str, Any]],
+    alongside: Callable[[str], None] | None = None,
+) -> None:
+    """All ranks: checkpoint ``step``: every rank's RNG states; from the main process the step, the
+    config, the optimizer's and the loss scaler's state and the loop's ``parts()`` (its networks),
+    with ``alongside(directory)``'s files; then published at once."""
+    directory = start(accelerator, root, step)
+    if accelerator.is_main_process:
+        with writing(root, directory, step):
+            state = {
+                "step": step,
+                "config": to_dict(config),
+                "optimizer": optimizer.state_dict(),
+                **parts(),
+            }
+            if accelerator.scaler is not None:
+                state["scaler"] = accelerator.scaler.state_dict()
+            if alongside is not None:
+                alongside(directory)
+            publish(root, directory, step, state, config.run.keep_last)
+    accelerator.wait_for_everyone()

