@@ -14,6 +14,7 @@ import sys
 
 from wtpipe.cli import make_parser, setup_logging
 from wtpipe.config import ConfigError, load_config
+from wtpipe.engine import rundir
 from wtpipe.eval.settings import TASKS
 
 
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-eval") -> int:
 def default_out(weights: str, task: str) -> str:
     """Next to the run (RUN/eval/TASK) when the weights live in a run, else ./eval/TASK."""
     if os.path.isdir(weights):
-        return os.path.join(weights, "eval", task)
+        return os.path.join(weights, rundir.EVALUATIONS, task)
     if os.path.isfile(weights):
-        return os.path.join(os.path.dirname(os.path.abspath(weights)), "eval", task)
+        return os.path.join(os.path.dirname(os.path.abspath(weights)), rundir.EVALUATIONS, task)
     return os.path.join("eval", task)
 
 

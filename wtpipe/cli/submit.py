@@ -30,6 +30,7 @@ from wtpipe.cluster.submit import (  # torch-free: submitit is imported on submi
     Resources,
 )
 from wtpipe.config import ConfigError, load_config
+from wtpipe.engine import rundir
 
 COMMANDS = ("train", "ingest", "eval", "export", "shards")
 
@@ -207,13 +208,13 @@ def default_logs(command: str, argv: list[str]) -> str:
         config = load_config(
             config_class(task) if task else TrainConfig, args.config, args.overrides
         )
-        return os.path.join(config.run.output_dir, "slurm")
+        return os.path.join(config.run.output_dir, rundir.JOB_LOGS)
     out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), None)
     out = out or next((a.split("=", 1)[1] for a in argv if a.startswith("--out=")), None)
     if command in ("ingest", "shards") and out:
         return os.path.normpath(out) + "-slurm"
     if out:
-        return os.path.join(out, "slurm")
+        return os.path.join(out, rundir.JOB_LOGS)
     weights = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--weights"), None)
     target = weights or next(
         (a for a in argv[1 if command == "eval" else 0 :] if not a.startswith("-")), None
@@ -221,9 +222,10 @@ def default_logs(command: str, argv: list[str]) -> str:
     if target and not target.startswith(
         "random"
     ):  # a run folder, or a checkpoint or weights file in one
-        target = target.split(f"{os.sep}checkpoints{os.sep}")[0]
+        target = target.split(f"{os.sep}{rundir.CHECKPOINTS}{os.sep}")[0]
         return os.path.join(
-            os.path.dirname(target) or "." if os.path.splitext(target)[1] else target, "slurm"
+            os.path.dirname(target) or "." if os.path.splitext(target)[1] else target,
+            rundir.JOB_LOGS,
         )
     return os.path.join(os.path.expanduser("~"), ".cache", "wtpipe", "slurm-logs")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from wtpipe.cli import config_or_exit, make_parser, run_or_exit, setup_logging
 from wtpipe.config import ConfigError, load_config
+from wtpipe.engine import rundir
 from wtpipe.train.config import TrainConfig
 
 
@@ -37,14 +38,14 @@ def summary(result: dict[str, Any]) -> str:
     if result.get("peak_gpu_gib") is not None:
         lines.append(f"  peak GPU memory {result['peak_gpu_gib']:.1f} GiB (this rank)")
     where = [
-        ("weights", os.path.join(out, "backbone.safetensors")),
+        ("weights", os.path.join(out, rundir.BACKBONE)),
         ("checkpoint", result["checkpoint"]),
-        ("loss curve", os.path.join(out, "loss.png")),
-        ("scalars", os.path.join(out, "scalars.csv")),
-        ("tensorboard", os.path.join(out, "tensorboard")),
-        ("pictures", os.path.join(out, "viz")),
-        ("evaluations", os.path.join(out, "eval")),
-        ("config", os.path.join(out, "config.yaml")),
+        ("loss curve", os.path.join(out, rundir.LOSS_CURVE)),
+        ("scalars", os.path.join(out, rundir.SCALARS)),
+        ("tensorboard", os.path.join(out, rundir.TENSORBOARD)),
+        ("pictures", os.path.join(out, rundir.PICTURES)),
+        ("evaluations", os.path.join(out, rundir.EVALUATIONS)),
+        ("config", os.path.join(out, rundir.CONFIG)),
     ]
     lines += [f"  {name:<12}{path}" for name, path in where if path and os.path.exists(path)]
     if result["collapsed"]:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
         prog,
         lambda: Trainer(config).run(),
         (ValueError,),
-        os.path.join(config.run.output_dir, "checkpoints"),
+        os.path.join(config.run.output_dir, rundir.CHECKPOINTS),
     )
     if result["main"]:
         print(summary(result), file=sys.stderr if result["stopped"] else sys.stdout)

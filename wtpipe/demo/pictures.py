@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from wtpipe.atomic import replacing
 from wtpipe.demo.result import FOLDERS, HEADLINE
+from wtpipe.engine import rundir
 from wtpipe.viz.pictures import save_png
 
 
@@ -116,11 +117,11 @@ def report_pictures(out: str, names: dict[str, str]) -> dict[str, list[str]]:
         )
         return [os.path.join(folder, n) for n in names[:limit]]
 
-    viz = pngs(os.path.join("run", "viz"), 1000)
+    viz = pngs(os.path.join(FOLDERS["trained"], rundir.PICTURES), 1000)
     steps = sorted({os.path.basename(p).split("-clip")[0] for p in viz})
     shown = {steps[0], steps[-1]} if steps else set()
     curves = [
-        os.path.join(run, "loss.png")
+        os.path.join(run, rundir.LOSS_CURVE)
         for run in FOLDERS.values()
         if os.path.isdir(os.path.join(out, run))
     ]

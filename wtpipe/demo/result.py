@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from wtpipe.engine import rundir
+from wtpipe.methods import method_class
 from wtpipe.train.config import TrainConfig
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
@@ -45,12 +47,13 @@ class DemoResult:
 
 def _final_row(run: str) -> dict[str, float]:
     """The last logged scalars of the run (loss and monitors)."""
-    with open(os.path.join(run, "scalars.csv"), newline="", encoding="utf-8") as handle:
+    with open(os.path.join(run, rundir.SCALARS), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
 
 
-METHOD_NAMES = {"dino": "DINO", "dora": "DoRA"}
+def method_name(config: TrainConfig) -> str:
+    return method_class(config.method.name).display_name
 
 
 def describe(config: TrainConfig) -> str:
@@ -64,16 +67,14 @@ def describe(config: TrainConfig) -> str:
     koleo = f", KoLeo {config.method.koleo:g}" if config.method.koleo else ""
     o = config.optim
     steps = f"{o.epochs * o.steps_per_epoch} steps" if o.steps_per_epoch else f"{o.epochs} epochs"
-    return (
-        f"{METHOD_NAMES[config.method.name]} ({config.model.arch}, {steps}, batch {batch}{koleo})"
-    )
+    return f"{method_name(config)} ({config.model.arch}, {steps}, batch {batch}{koleo})"
 
 
 def series_names(configs: dict[str, TrainConfig]) -> dict[str, str]:
     """Column names: "trained (DoRA)", "reference (DINO + KoLeo)", "random init"."""
 
     def method(config: TrainConfig) -> str:
-        return METHOD_NAMES[config.method.name] + (" + KoLeo" if config.method.koleo else "")
+        return method_name(config) + (" + KoLeo" if config.method.koleo else "")
 
     return {
         **{name: f"{name} ({method(config)})" for name, config in configs.items()},

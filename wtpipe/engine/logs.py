@@ -8,6 +8,7 @@ import math
 import os
 
 from wtpipe.atomic import replacing
+from wtpipe.engine import rundir
 
 EVALUATIONS = [
     "eval_knn_top1_k20",
@@ -41,10 +42,10 @@ class ScalarLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.columns = columns
-        self.csv_path = os.path.join(output_dir, "scalars.csv")
+        self.csv_path = os.path.join(output_dir, rundir.SCALARS)
         self._trim(start_step)
         self.writer = SummaryWriter(
-            os.path.join(output_dir, "tensorboard"), purge_step=start_step + 1
+            os.path.join(output_dir, rundir.TENSORBOARD), purge_step=start_step + 1
         )
 
     def _trim(self, start_step: int) -> None:

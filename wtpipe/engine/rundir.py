@@ -1,9 +1,13 @@
-"""The layout of a training run's directory, shared by the trainer (writes it) and evaluation (reads it).
+"""The layout of a run's directory: the one module that knows a path inside a run. The loops
+write it, evaluation and the command line read it.
 
-RUN/config.yaml, scalars.csv, loss.png, backbone.safetensors (final teacher backbone)
-RUN/checkpoints/latest                      the newest step's name (replaced atomically)
-RUN/checkpoints/step-XXXXXXXX/state.pt      full training state
-RUN/checkpoints/step-XXXXXXXX/backbone.safetensors   that step's teacher backbone
+RUN/config.yaml                              the resolved config (pretraining and fine-tuning)
+RUN/scalars.csv, RUN/tensorboard/, loss.png  the logged scalars and their curves
+RUN/backbone.safetensors                     the final exported backbone (pretraining)
+RUN/viz/, RUN/eval/, RUN/slurm/              pictures, evaluations during or after training, job logs
+RUN/checkpoints/latest                       the newest step's name (replaced atomically)
+RUN/checkpoints/step-XXXXXXXX/state.pt       full training state
+RUN/checkpoints/step-XXXXXXXX/backbone.safetensors   that step's exported backbone
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 BACKBONE = "backbone.safetensors"
 STATE = "state.pt"
+CONFIG = "config.yaml"
+SCALARS = "scalars.csv"
+TENSORBOARD = "tensorboard"
+LOSS_CURVE = "loss.png"
+PICTURES = "viz"
+EVALUATIONS = "eval"
+JOB_LOGS = "slurm"
 
 
 def step_name(step: int) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+import yaml
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 from torch import nn
@@ -257,7 +258,7 @@ class Finetuner:
                     if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
                         self._save(step)
                         if logs is not None:
-                            plot_loss(logs.csv_path, os.path.join(self.out, "loss.png"))
+                            plot_loss(logs.csv_path, os.path.join(self.out, rundir.LOSS_CURVE))
         return step, stopped, mean_loss
 
     def run(self) -> Result:
@@ -277,7 +278,9 @@ class Finetuner:
                 self.start_step,
                 end,
             )
-            write_json_atomic(os.path.join(self.out, "config.json"), _json(to_dict(cfg)))
+            write_json_atomic(
+                os.path.join(self.out, rundir.CONFIG), yaml.safe_dump(to_dict(cfg), sort_keys=False)
+            )
         stop = StopRequest()
         self.model.train()
         self._keep_frozen_eval()
@@ -292,7 +295,7 @@ class Finetuner:
             if logs is not None:
                 logs.close()
                 plot_loss(
-                    logs.csv_path, os.path.join(self.out, "loss.png")
+                    logs.csv_path, os.path.join(self.out, rundir.LOSS_CURVE)
                 )  # with the final validation
         return Result(
             acc.is_main_process,

@@ -44,10 +44,10 @@ class Method:
     and gives the optimizer its parameters) and ``scalar_names``, and implement :meth:`views`,
     :meth:`collate`, :meth:`loss` and :meth:`backbone`; the rest has defaults."""
 
+    display_name = ""  # how reports and tables name the method
     student: nn.Module
-    scalar_names: tuple[
-        str, ...
-    ] = ()  # what loss() may return, in the order scalars.csv lists them
+    # what loss() may return, in the order scalars.csv lists them
+    scalar_names: tuple[str, ...] = ()
     step_scalar_names: tuple[str, ...] = ()  # what after_step() returns
 
     def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], Any]:

@@ -63,6 +63,7 @@ def view_spec(data: DataConfig) -> MultiCropSpec:
 class DINOMethod(TeacherStudentMethod):
     """DINO: student and EMA teacher (backbone + DINO head) over multi-crop views of single frames."""
 
+    display_name = "DINO"
     scalar_names = (
         "teacher_temp",
         "teacher_entropy",

@@ -32,6 +32,7 @@ class DoRAMethod(DINOMethod):
     teacher's object masks and the loss are DoRA's.
     """
 
+    display_name = "DoRA"
     scalar_names = (*DINOMethod.scalar_names, "mask_fraction")
 
     def __init__(self, config: RunSections) -> None:

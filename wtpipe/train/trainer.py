@@ -156,7 +156,7 @@ class Trainer:
                 weights_info(to_dict(self.config), step),
                 e.tasks,
                 {t: getattr(e, f"{t}_data") for t in e.tasks},
-                os.path.join(self.out, "eval", rundir.step_name(step)),
+                os.path.join(self.out, rundir.EVALUATIONS, rundir.step_name(step)),
             )
             log.info("step %d: %s", step, ", ".join(f"{k} {v:.2f}" for k, v in scalars.items()))
         self.accelerator.wait_for_everyone()
@@ -229,7 +229,7 @@ class Trainer:
         )
         if acc.is_main_process:
             os.makedirs(self.out, exist_ok=True)
-            with open(os.path.join(self.out, "config.yaml"), "w", encoding="utf-8") as handle:
+            with open(os.path.join(self.out, rundir.CONFIG), "w", encoding="utf-8") as handle:
                 handle.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
             log.info(
                 "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
@@ -342,6 +342,11 @@ class Trainer:
                         lr=f"{lr:.2e}",
                         clips_s=f"{rate:.1f}",
                         data_wait=f"{monitors['data_wait']:.0%}",
+                        **{
+                            k: f"{monitors[k]:.3g}"
+                            for k in self.method.scalar_names
+                            if k in monitors
+                        },
                     )
                     if logs is not None:
                         logs.write(
@@ -361,12 +366,16 @@ class Trainer:
                 if acc.is_main_process and (
                     (cfg.run.viz_every and step % cfg.run.viz_every == 0) or step == end
                 ):
-                    self.method.write_pictures(dataset, os.path.join(self.out, "viz"), step)
+                    self.method.write_pictures(
+                        dataset, os.path.join(self.out, rundir.PICTURES), step
+                    )
                 if step % cfg.run.checkpoint_every == 0 or step == end or stopped:
                     self._save(step)
                     if logs is not None:
                         plot_loss(
-                            logs.csv_path, os.path.join(self.out, "loss.png"), cfg.model.out_dim
+                            logs.csv_path,
+                            os.path.join(self.out, rundir.LOSS_CURVE),
+                            cfg.model.out_dim,
                         )
                 if stopped:
                     break
