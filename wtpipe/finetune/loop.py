@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-import yaml
 from accelerate.utils import set_seed
 from safetensors.torch import save_file
 from torch import nn
@@ -24,10 +23,9 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from wtpipe.atomic import replacing, write_json_atomic
-from wtpipe.config import to_dict
 from wtpipe.data.loader import make_loader, running, to_device
 from wtpipe.engine import checkpoint, rundir
-from wtpipe.engine.logs import ScalarLog, plot_loss
+from wtpipe.engine.logs import ScalarLog, open_run, plot_loss
 from wtpipe.engine.resources import start_process
 from wtpipe.engine.stopping import StopRequest
 from wtpipe.finetune.optim import layer_decay_groups
@@ -268,18 +266,15 @@ class Finetuner:
         columns = ["step", "loss", "lr", *(f"val_{c}" for c in self.task.columns)]
         logs = None
         if acc.is_main_process:
-            os.makedirs(self.out, exist_ok=True)
-            logs = ScalarLog(self.out, self.start_step, columns)
-            log.info(
-                "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+            logs = open_run(
+                self.out,
+                cfg,
+                self.start_step,
+                end,
+                columns,
                 self.threads,
                 cfg.data.num_workers,
                 acc.num_processes,
-                self.start_step,
-                end,
-            )
-            write_json_atomic(
-                os.path.join(self.out, rundir.CONFIG), yaml.safe_dump(to_dict(cfg), sort_keys=False)
             )
         stop = StopRequest()
         self.model.train()

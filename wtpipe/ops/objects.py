@@ -1,4 +1,4 @@
-"""DoRA's object discovery and tracking on the teacher's last block (DESIGN.md section 4).
+"""DoRA's object discovery and tracking on the teacher's last block.
 
 The conventions are the official DoRA_ICLR24 code's (its ``utils.MOT``), in both modes:
 

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import torch
-import yaml
 from accelerate.utils import set_seed
 from tqdm import tqdm
 
@@ -22,7 +21,7 @@ from wtpipe.config import to_dict
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, make_loader, running, to_device
 from wtpipe.engine import checkpoint, rundir
-from wtpipe.engine.logs import ScalarLog, plot_loss, pretraining_columns
+from wtpipe.engine.logs import ScalarLog, open_run, plot_loss, pretraining_columns
 from wtpipe.engine.resources import start_process
 from wtpipe.engine.stopping import StopRequest
 from wtpipe.methods import method_class
@@ -227,20 +226,19 @@ class Trainer:
             if cfg.run.max_steps is None
             else min(self.total_steps, cfg.run.max_steps)
         )
+        columns = pretraining_columns(self.method.step_scalar_names, self.method.scalar_names)
+        logs = None
         if acc.is_main_process:
-            os.makedirs(self.out, exist_ok=True)
-            with open(os.path.join(self.out, rundir.CONFIG), "w", encoding="utf-8") as handle:
-                handle.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            log.info(
-                "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
+            logs = open_run(
+                self.out,
+                cfg,
+                self.start_step,
+                end,
+                columns,
                 self.threads,
                 cfg.data.num_workers,
                 acc.num_processes,
-                self.start_step,
-                end,
             )
-        columns = pretraining_columns(self.method.step_scalar_names, self.method.scalar_names)
-        logs = ScalarLog(self.out, self.start_step, columns) if acc.is_main_process else None
         dataset = ClipDataset(
             self.index,
             cfg.data.clip_frames,
