@@ -59,7 +59,7 @@ if method_name == "dora":
 else:  # one image per DoRA frame, DINO's views at the same sizes: 2 globals + the local crops
     method = DINOMethod(config)
     batch = [torch.randn(b * t, 3, s, s)] * 2 + [torch.randn(b * t, 3, l, l)] * n
-times = time_steps(method, batch, steps)
+times = time_steps(method, batch, steps, config.optim.optimizer, config.optim.clip_grad)
 discovery = 0.0
 if method_name == "dora":
     with torch.no_grad():

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Does it learn? Random init vs DINO vs DoRA at the same compute budget, frozen-feature scores.
+"""Does it learn? Random init vs DINO vs DoRA vs SwAV at the same compute budget, frozen-feature scores.
 
-Pretrains DINO (configs/tiny_cpu.yaml) and DoRA (configs/dora_tiny_cpu.yaml) on the real scene
-clips of the test media (`wtpipe.demo.media`) from the same seeds, for the same number of steps
-with the same frames per step and the same view sizes; then scores each teacher backbone, and
+Pretrains DINO (configs/tiny_cpu.yaml), DoRA (configs/dora_tiny_cpu.yaml) and, when asked, SwAV
+(configs/swav_tiny_cpu.yaml) on the real scene clips of the test media (`wtpipe.demo.media`) from
+the same seeds, for the same number of steps with the same frames per step and the same view
+sizes; then scores each method's exported backbone (the teacher for DINO and DoRA), and
 the same architecture at random initialisation (the floor), with k-NN on held-out time ranges of
 the scene classes, CorLoc (TokenCut, LOST) and the [CLS] attention-mask Jaccard on the annotated
 images, and DAVIS J&F on the real sequences. Prints mean +- std over seeds, then each method's
@@ -12,7 +13,7 @@ is kept under --out, so a re-run after an interruption continues (training resum
 weights are not scored again).
 
 Usage: python benchmarks/learning.py [--seeds 3] [--steps 100] [--out DIR] [--device cpu|cuda]
-                                    [--methods dino,dora] [KEY=VALUE ...]
+                                    [--methods dino,dora,swav] [KEY=VALUE ...]
   --device cuda: ViT-S/16 in bf16 for --steps steps; DINO at 224/96 px, DoRA with the paper
                  recipe's views and head (configs/dora_vits16_wt.yaml: 300-px clip pre-crop,
                  bilinear crops, 6 unflipped 112-px local crops, 65536 prototypes, its loss).
@@ -34,8 +35,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RECIPES = {
     "dino": os.path.join(HERE, "..", "configs", "tiny_cpu.yaml"),
     "dora": os.path.join(HERE, "..", "configs", "dora_tiny_cpu.yaml"),
+    "swav": os.path.join(HERE, "..", "configs", "swav_tiny_cpu.yaml"),
 }
-FRAMES_PER_STEP = 16  # DINO: 16 images; DoRA: 4 clips x 4 frames
+LABELS = {"random": "random init", "dino": "DINO", "dora": "DoRA", "swav": "SwAV"}
+FRAMES_PER_STEP = 16  # DINO, SwAV: 16 images; DoRA: 4 clips x 4 frames
 # The paper recipe's views and head for DoRA on a GPU (its learning settings stay the budget's).
 PAPER_DORA = [
     "data.clip_precrop=300",
@@ -70,7 +73,7 @@ def overrides(method: str, seed: int, steps: int, shards: str, out: str, device:
         "run.checkpoint_every=50",
         "run.viz_every=0",
     ]
-    if method == "dino":
+    if method != "dora":  # single-frame methods
         common.append(f"data.batch_size={FRAMES_PER_STEP}")
     else:
         common += [f"data.batch_size={FRAMES_PER_STEP // 4}", "data.clip_frames=4"]
@@ -91,7 +94,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--out", default=os.path.join("benchmarks", "out", "learning"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--methods", default="dino,dora", help="comma-separated: dino, dora")
+    parser.add_argument("--methods", default="dino,dora", help="comma-separated: dino, dora, swav")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides for both methods"
     )
@@ -197,8 +200,7 @@ def tables(results: dict[str, list[dict[str, dict[str, float]]]]) -> list[str]:
     change is paired: it removes the spread between initialisations, which is as large as the effects."""
 
     def row(name: str, cells: list[str]) -> str:
-        label = "random init" if name == "random" else "DINO" if name == "dino" else "DoRA"
-        return f"| {label} | " + " | ".join(cells) + " |"
+        return f"| {LABELS[name]} | " + " | ".join(cells) + " |"
 
     header = [
         "| weights | " + " | ".join(label for _, _, label in COLUMNS) + " |",

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import time
 
-import torch
-
-from wtpipe.ops.ema import ema_update
 from wtpipe.ops.grads import clip_per_parameter, decay_groups
+from wtpipe.train.trainer import make_optimizer
 
 
-def time_steps(method, batch, steps: int) -> list[float]:
-    """Seconds of each step: forward, backward, per-parameter clipping, AdamW, EMA."""
-    optimizer = torch.optim.AdamW(decay_groups(method.student), lr=1e-4)
+def time_steps(
+    method, batch, steps: int, optimizer: str = "adamw", clip: float = 3.0
+) -> list[float]:
+    """Seconds of each step as the trainer takes it: forward, backward, per-parameter clipping
+    (``clip`` > 0), the method's hooks (DINO's last-layer freeze and EMA teacher, SwAV's
+    prototype freeze), the recipe's optimizer (``optim.optimizer``)."""
+    optimizer = make_optimizer(optimizer, decay_groups(method.student))
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-4
     times = []
-    for _ in range(steps):
+    for step in range(steps):
         start = time.monotonic()
         loss, _ = method.loss(method.student, batch, epoch=1)
         loss.backward()
-        clip_per_parameter(method.student, 3.0)
+        if clip > 0:
+            clip_per_parameter(method.student, clip)
+        method.after_backward(method.student, 1, step)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        ema_update(method.teacher, method.student, 0.996)
+        method.after_step(method.student, step, steps)
         times.append(time.monotonic() - start)
     return times
 

@@ -4,8 +4,10 @@
 1. Loader: clips/s of one loader worker (index, read, JPEG decode, views, collate, IPC), vs the
    pure frame-decode rate of the same samples in-process (read + JPEG decode only). Printed for
    identity views (loader overhead alone; goal >= 0.7) and for DINO's 10-crop augmentation.
-2. DINO step (forward, backward, clipping, AdamW, EMA) time and peak RSS for the tiny config and
-   for ViT-S/16 at the recipe's view sizes, each in a fresh process.
+2. Training steps (forward, backward, clipping, the method's hooks, its optimizer) of DINO and
+   SwAV (single frames, so one table), time and peak RSS for the tiny configs and for ViT-S/16
+   at each recipe's view sizes, each in a fresh process; SwAV's ratio is to DINO's row of the
+   same size.
 
 Usage: python benchmarks/train_step.py [SHARD_DIR]   (default: shards of the bundled sample clip)
 """
@@ -19,12 +21,10 @@ import sys
 import tempfile
 import time
 
-from wtpipe.config import load_config
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, decode_frames, make_loader, stack_shared
 from wtpipe.shards.build import ShardBuilder
 from wtpipe.shards.settings import BuildSettings
-from wtpipe.train.config import TrainConfig
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 BATCH, STEPS = 16, 12
@@ -65,14 +65,15 @@ import json, sys, torch
 sys.path.insert(0, {here!r})
 from steps import peak_rss_mb, time_steps
 from wtpipe.config import load_config
-from wtpipe.methods.dino import DINOMethod
+from wtpipe.methods import method_class
 from wtpipe.train.config import TrainConfig
 config = load_config(TrainConfig, {config!r}, {overrides!r})
-method = DINOMethod(config)
+method = method_class(config.method.name)(config)
 d = config.data
+torch.manual_seed(0)
 batch = [torch.randn(d.batch_size, 3, d.global_size, d.global_size) for _ in range(2)]
 batch += [torch.randn(d.batch_size, 3, d.local_size, d.local_size) for _ in range(d.local_crops)]
-times = time_steps(method, batch, {steps})
+times = time_steps(method, batch, {steps}, config.optim.optimizer, config.optim.clip_grad)
 print(json.dumps([min(times[1:]), peak_rss_mb()]))
 """
 
@@ -103,10 +104,8 @@ def main() -> None:
         index = ShardIndex.build(shards)
         sampler_draws = [(i % len(index.samples), 0) for i in range(BATCH * STEPS)]
         decode = pure_decode_rate(index, sampler_draws)
-        tiny = load_config(TrainConfig, os.path.join(ROOT, "configs", "tiny_cpu.yaml"))
         from wtpipe.data.loader import collate_views
-        from wtpipe.data.transforms import MultiCrop, MultiCropSpec
-        from wtpipe.methods.dino import FirstFrameCrops
+        from wtpipe.data.transforms import FirstFrameCrops, MultiCrop, MultiCropSpec
 
         plain = loader_rate(ClipDataset(index, 1, 1, Identity()), collate_frames)
         spec = MultiCropSpec(224, 96, 8)
@@ -116,25 +115,35 @@ def main() -> None:
     print(f"pure frame decode (in-process)        {decode:8.1f} frames/s   1.00")
     print(f"loader, 1 worker, identity views       {plain:8.1f} clips/s    {plain / decode:4.2f}")
     print(f"loader, 1 worker, DINO 2x224 + 8x96    {crops:8.1f} clips/s    {crops / decode:4.2f}")
-    rows = [
+    configs = os.path.join(ROOT, "configs")
+    rows = [  # (method, size, recipe, overrides, steps)
+        ("DINO", "tiny_cpu (ViT-Ti, batch 8, 96/48 px, 2 local)", "tiny_cpu.yaml", [], 4),
+        ("SwAV", "tiny_cpu (ViT-Ti, batch 8, 96/48 px, 2 local)", "swav_tiny_cpu.yaml", [], 4),
         (
-            "tiny_cpu (ViT-Ti, batch 8, 96/48 px, 2 local)",
-            os.path.join(ROOT, "configs", "tiny_cpu.yaml"),
+            "DINO",
+            "ViT-S/16 recipe views (batch 8, 224/96 px, 8 local)",
+            "dino_vits16_wt.yaml",
             [],
-            4,
+            3,
         ),
         (
-            "ViT-S/16 recipe views (batch 8, 224/96 px, 8 local)",
-            os.path.join(ROOT, "configs", "dino_vits16_wt.yaml"),
-            ["data.batch_size=8"],
+            "SwAV",
+            "ViT-S/16 recipe views (batch 8, 224/96 px, 6 local)",
+            "swav_vits16_wt.yaml",
+            [],
             3,
         ),
     ]
-    for name, config, overrides, steps in rows:
-        seconds, peak = step_time(config, overrides, steps)
-        batch = tiny.data.batch_size if not overrides else 8
+    dino: dict[str, float] = {}
+    for method, size, recipe, overrides, steps in rows:
+        seconds, peak = step_time(
+            os.path.join(configs, recipe), [*overrides, "data.batch_size=8"], steps
+        )
+        key = size.split(" (")[0]
+        dino.setdefault(key, seconds)
         print(
-            f"DINO step {name:<52} {seconds:7.2f} s/step  {batch / seconds:6.2f} clips/s  peak RSS {peak:7.0f} MB"
+            f"{method} step {size:<52} {seconds:7.2f} s/step  {8 / seconds:6.2f} clips/s  "
+            f"x DINO {seconds / dino[key]:5.2f}  peak RSS {peak:7.0f} MB"
         )
 
 

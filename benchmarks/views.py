@@ -26,8 +26,14 @@ import torch
 
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, collate_views, make_loader, to_device
-from wtpipe.data.transforms import ClipViews, MultiCrop, MultiCropSpec, PlannedClips, PlannedCrops
-from wtpipe.methods.dino import FirstFrameCrops
+from wtpipe.data.transforms import (
+    ClipViews,
+    FirstFrameCrops,
+    MultiCrop,
+    MultiCropSpec,
+    PlannedClips,
+    PlannedCrops,
+)
 from wtpipe.shards.build import ShardBuilder
 from wtpipe.shards.settings import BuildSettings
 

@@ -209,3 +209,27 @@ def test_the_reference_shares_the_budget_but_not_the_method_overrides():
     config = load_config(TrainConfig, demo.REFERENCE[0], demo.reference_overrides(given))
     assert (config.optim.epochs, config.model.out_dim) == (2, 128)
     assert (config.method.name, config.method.koleo) == ("dino", 1.0)
+
+
+def test_method_name_picks_that_methods_tiny_recipe():
+    from wtpipe.demo import run as demo
+
+    assert demo.recipe_for([]).endswith("dora_tiny_cpu.yaml")
+    assert demo.recipe_for(["optim.epochs=2", "method.name=swav"]).endswith("swav_tiny_cpu.yaml")
+    assert demo.recipe_for(["method.name=dino"]).endswith("tiny_cpu.yaml")
+    with pytest.raises(ValueError, match="method.name=byol: the demo trains dino, dora, swav"):
+        demo.recipe_for(["method.name=byol"])
+
+
+@pytest.mark.slow
+def test_a_swav_demo_trains_scores_and_reports_swav(tmp_path, eval_data):
+    """``wtpipe demo method.name=swav``: SwAV's tiny recipe, its codes in the report and loss.png."""
+    out = str(tmp_path / "demo")
+    result = run([*demo_cmd(out), "--no-reference", "method.name=swav"])
+    assert "trained: SwAV (vit_tiny_patch16_224, 8 steps, batch 8 images)" in result.stdout
+    report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+    assert "| metric | trained (SwAV) | random init |" in report
+    assert re.search(
+        r"- code entropy 0\.\d\d ln K, prototypes picked by the last batch's codes", report
+    )
+    assert os.path.exists(os.path.join(out, "run", "loss.png"))

@@ -78,17 +78,23 @@ def test_help_and_config_errors_import_nothing_heavy(args):
 
 
 def test_print_config_shows_every_key_with_its_meaning_and_reads_back(tmp_path):
-    result = wtpipe(
-        "train", "--config", "configs/tiny_cpu.yaml", "optim.lr=0.002", "--print-config"
+    result = wtpipe(  # overrides on both sides of an option, and 1e-4 (a string to YAML 1.1)
+        "train",
+        "--config",
+        "configs/tiny_cpu.yaml",
+        "optim.lr=0.002",
+        "--print-config",
+        "optim.min_lr=1e-4",
     )
     assert result.returncode == 0, result.stderr
     assert "  lr: 0.002  # at a global batch of 256; scaled linearly" in result.stdout
+    assert "  min_lr: 0.0001  # end of the cosine decay" in result.stdout
     keys = [line for line in result.stdout.splitlines() if line.startswith("  ")]
     assert keys and all("  # " in line for line in keys)  # every key has its help
     saved = tmp_path / "resolved.yaml"
     saved.write_text(result.stdout)
     assert load_config(TrainConfig, str(saved)) == load_config(
-        TrainConfig, "configs/tiny_cpu.yaml", ["optim.lr=0.002"]
+        TrainConfig, "configs/tiny_cpu.yaml", ["optim.lr=0.002", "optim.min_lr=1e-4"]
     )
 
 

@@ -22,8 +22,7 @@ import torch
 from scipy import stats
 
 from wtpipe.config import load_config
-from wtpipe.data.transforms import ClipViews, MultiCropSpec
-from wtpipe.methods.dino import view_spec
+from wtpipe.data.transforms import ClipViews, MultiCropSpec, view_spec
 from wtpipe.ops.augment import F
 from wtpipe.train.config import TrainConfig
 

@@ -59,3 +59,23 @@ def test_feature_spread_and_rank():
     assert 0.8 < spread["feature_std"] < 1.2 and spread["feature_rank"] > 0.7
     assert same["feature_std"] < 1e-3
     assert low_rank["feature_rank"] < 2.5 / 32
+
+
+def test_code_monitors_tell_hard_spread_codes_from_uniform_and_collapsed_ones():
+    from wtpipe.ops.monitors import code_monitors
+
+    spread = torch.eye(K)[torch.arange(32) * 7]  # 32 samples on 32 different prototypes
+    one = torch.eye(K)[torch.zeros(32, dtype=torch.long)]  # every sample on prototype 0
+    uniform = torch.full((32, K), 1 / K)
+    s, o, u = (code_monitors(c) for c in (spread, one, uniform))
+    assert float(s["code_entropy"]) < 1e-6 and float(s["prototypes_used"]) == 1.0
+    assert float(o["prototypes_used"]) == 1 / 32
+    assert abs(float(u["code_entropy"]) - 1.0) < 1e-6
+
+
+def test_uniform_swav_codes_are_named():
+    from wtpipe.ops.monitors import REMEDIES, code_monitors
+
+    s = {k: float(v) for k, v in code_monitors(torch.full((32, K), 1 / K)).items()}
+    assert collapse(s, K) == "uniform codes" and "method.epsilon" in REMEDIES["uniform codes"]
+    assert collapse({"code_entropy": 0.9, "prototypes_used": 1.0}, K) is None

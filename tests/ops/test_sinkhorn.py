@@ -89,3 +89,39 @@ def test_no_gradient_flows_and_zero_iterations_are_refused():
     assert not sinkhorn(logits).requires_grad
     with pytest.raises(ValueError, match="at least one iteration"):
         sinkhorn(logits, iterations=0)
+
+
+def _rank_plan(rank: int, world: int, init: str, parts: list[torch.Tensor], out: str) -> None:
+    """One process of a gloo group: its rows' plan, solved as one problem with the other ranks."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        torch.save(sinkhorn(parts[rank], 0.05, 3, distributed=True), f"{out}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("sizes", [(24, 24), (16, 8, 24)], ids=["2 ranks", "3 uneven ranks"])
+def test_distributed_plan_equals_the_plan_of_the_concatenated_batch(tmp_path, sizes):
+    """SwAV's setting (3 iterations, cosine scores, 3,000-like prototype count scaled down): real
+    processes, each with its own rows; their plans stacked equal the single-process plan of all
+    rows, and the official iteration on all rows."""
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(3)
+    z = torch.nn.functional.normalize(torch.randn(sum(sizes), 16), dim=1)
+    logits = z @ torch.nn.functional.normalize(torch.randn(40, 16), dim=1).t()
+    parts = list(logits.split(list(sizes)))
+    init = f"file://{tmp_path}/rendezvous"
+    mp.spawn(_rank_plan, args=(len(sizes), init, parts, str(tmp_path)), nprocs=len(sizes))
+    stacked = torch.cat([torch.load(tmp_path / f"{r}.pt") for r in range(len(sizes))])
+    whole = sinkhorn(logits, 0.05, 3)
+    torch.testing.assert_close(stacked, whole, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        stacked.numpy(), probability_domain(logits.numpy(), 0.05, 3), atol=1e-6
+    )
+    alone = torch.cat(
+        [sinkhorn(p, 0.05, 3) for p in parts]
+    )  # what ranks without the sums would get
+    assert (alone - whole).abs().max() > 1e-3

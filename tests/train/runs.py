@@ -155,7 +155,8 @@ def final_state(out: str) -> dict:
 
 def assert_bit_identical(a: dict, b: dict) -> None:
     assert a["step"] == b["step"]
-    for part in ("student", "teacher", "method"):
+    assert {"student", "teacher", "method"} & set(a) == {"student", "teacher", "method"} & set(b)
+    for part in {"student", "teacher", "method"} & set(a):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
     for key, value in a["optimizer"]["state"].items():

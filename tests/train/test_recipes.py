@@ -55,3 +55,33 @@ def test_the_dora_recipe_holds_the_official_scripts_values():
         0.1,
     )
     assert (method.faithful, method.num_objects, method.head_choice) == (True, 3, "random")
+
+
+def test_the_swav_recipe_holds_the_official_scripts_values():
+    """configs/swav_vits16_wt.yaml against facebookresearch/swav's
+    scripts/swav_400ep_bs256_pretrain.sh and main_swav.py (a ViT-S/16 in place of the ResNet-50)."""
+    config = load_config(TrainConfig, "configs/swav_vits16_wt.yaml")
+    d, m, o, method = config.data, config.model, config.optim, config.method
+    assert (d.global_size, d.global_scale, d.local_crops, d.local_size, d.local_scale) == (
+        224,
+        (0.14, 1.0),
+        6,
+        96,
+        (0.05, 0.14),
+    )
+    assert (d.photometric, d.local_flip, d.batch_size) == ("swav", True, 64)
+    assert (m.out_dim, m.bottleneck_dim, m.hidden_dim, m.use_bn_in_head) == (3000, 128, 2048, True)
+    assert (method.name, method.temperature, method.epsilon, method.sinkhorn_iterations) == (
+        "swav",
+        0.1,
+        0.05,
+        3,
+    )
+    assert (method.crops_for_assign, method.queue_length, method.epoch_queue_starts) == (
+        (0, 1),
+        3840,
+        15,
+    )
+    assert method.freeze_prototypes_steps == 5005
+    assert (o.optimizer, o.lr, o.min_lr, o.warmup_epochs, o.epochs) == ("lars", 0.6, 6e-4, 0, 400)
+    assert (o.weight_decay, o.weight_decay_end, o.clip_grad) == (1e-6, 1e-6, 0.0)

@@ -1,7 +1,8 @@
 """``wtpipe demo [--out DIR] [key=value ...]``: the whole pipeline on the bundled clip, as one report.
 
 Ingests the bundled real clip, pretrains DoRA with the tiny recipe (configs/dora_tiny_cpu.yaml,
-shipped inside the package), scores the trained backbone against random initialisation (k-NN,
+shipped inside the package; method.name=dino or method.name=swav trains that method's tiny
+recipe instead), scores the trained backbone against random initialisation (k-NN,
 object discovery, the [CLS] attention's overlap with objects) and writes DIR/report.md with its
 pictures. Re-running the same command after
 Ctrl-C, SIGTERM or a kill continues where it stopped; key=value overrides the recipe.
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     parser = make_parser(prog, __doc__)
     parser.add_argument("--out", default="demo", help="output directory (default ./demo)")
     parser.add_argument(
-        "--config", help="another training recipe (default: the packaged DoRA tiny recipe)"
+        "--config",
+        help="another training recipe (default: the packaged tiny recipe of method.name, DoRA)",
     )
     parser.add_argument(
         "--device", default="cpu", help="torch device of the evaluations (default cpu)"
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. optim.epochs=2"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     setup_logging()
     from wtpipe.demo import run as demo
     from wtpipe.engine.checkpoint import ResumeError
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None, prog: str = "wtpipe-demo") -> int:
     try:
         result = demo.run_demo(
             args.out,
-            args.config or demo.RECIPE,
+            args.config or demo.recipe_for(args.overrides),
             args.overrides,
             args.device,
             reference=not args.no_reference,

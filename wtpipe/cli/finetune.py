@@ -51,7 +51,7 @@ def check(argv: list[str], task: str) -> str | None:
 
 
 def main(argv: list[str], prog: str = "wtpipe eval", task: str = "seg") -> int:
-    args = parser(prog, task).parse_args(argv)
+    args = parser(prog, task).parse_intermixed_args(argv)
     prog = f"{prog} {task}"
     config = config_or_exit(config_class(task), args, prog)
     for key in ("data.root", "model.weights"):

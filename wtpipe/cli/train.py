@@ -91,7 +91,7 @@ def check(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None, prog: str = "wtpipe-train") -> int:
-    args = parser(prog).parse_args(argv)
+    args = parser(prog).parse_intermixed_args(argv)
     config = config_or_exit(TrainConfig, args, prog)
     if not config.data.shards:
         print(f"{prog}: data.shards is not set (a wtpipe-shards output directory)", file=sys.stderr)

@@ -26,6 +26,7 @@ class DataConfig:
     global_interpolation: Literal["bicubic", "bilinear"] = "bicubic"  # global and pre-crop: bilinear in official DoRA
     clip_precrop: int = 0  # DoRA: px of a per-clip crop the global and local crops are cut from (official 300); 0: none
     clip_precrop_scale: tuple[float, float] = (0.2, 1.0)  # DoRA: area fraction of the frame the pre-crop covers
+    photometric: Literal["dino", "swav"] = "dino"  # single-frame views' colour/blur/solarise recipe: DINO's or SwAV's
     augment_on: Literal["auto", "device", "loader"] = resumable("auto")  # views' pixels: workers or device (auto: CUDA)
     decode_on: Literal["auto", "loader", "device"] = resumable("auto")  # JPEG decoding: workers or nvJPEG (auto: CUDA)
 

@@ -1,10 +1,12 @@
-"""DINO's and DoRA's multi-crop views, as torchvision v2 transforms on uint8 tensors.
+"""DINO's, SwAV's and DoRA's multi-crop views, as torchvision v2 transforms on uint8 tensors.
 
 DINO (``MultiCrop``): two global crops (224 px, scale 0.4-1; blur p=1.0 on the first, blur p=0.1
 + solarize p=0.2 on the second) and ``local_crops`` local crops (96 px, scale 0.05-0.4, blur
 p=0.5); all flipped and colour-jittered (0.4/0.4/0.2/0.1, p=0.8), greyscale p=0.2, normalised
-with ImageNet statistics. DoRA (``ClipViews``): one global view per frame, its crop and flip
-shared by the whole clip, optionally all cut from one per-clip pre-crop (``MultiCropSpec.precrop``).
+with ImageNet statistics. SwAV (``photometric="swav"``): every crop flipped, jittered at
+0.8/0.8/0.8/0.2 (p=0.8), greyscale p=0.2, blurred with p=0.5, never solarised. DoRA
+(``ClipViews``): one global view per frame, its crop and flip shared by the whole clip,
+optionally all cut from one per-clip pre-crop (``MultiCropSpec.precrop``).
 
 Each view can also be *planned* instead of rendered: :func:`plan` walks the same transform objects
 and draws every random parameter in the order their ``forward`` would (so a seed gives the same
@@ -21,7 +23,9 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from wtpipe.data.config import DataConfig
 from wtpipe.data.frames import EncodedFrame, on_device
+from wtpipe.data.loader import collate_views
 from wtpipe.ops.augment import FIELDS, MEAN, STD, F, crops, render, resize_mode
 
 
@@ -91,6 +95,23 @@ class MultiCropSpec:
     )
     precrop: int = 0  # DoRA: pixels of the per-clip pre-crop the other crops are cut from; 0: none
     precrop_scale: tuple[float, float] = (0.2, 1.0)  # its area fraction of the frame
+    photometric: str = "dino"  # colour, blur and solarisation recipe: "dino" or "swav"
+
+
+def view_spec(data: DataConfig) -> MultiCropSpec:
+    """The crop settings of a config's ``data`` section."""
+    return MultiCropSpec(
+        data.global_size,
+        data.local_size,
+        data.local_crops,
+        data.global_scale,
+        data.local_scale,
+        data.local_flip,
+        data.global_interpolation == "bilinear",
+        data.clip_precrop,
+        data.clip_precrop_scale,
+        data.photometric,
+    )
 
 
 def _resized_crop(
@@ -104,10 +125,14 @@ def _blur(p: float) -> T.Transform:
     return T.RandomApply([T.GaussianBlur(kernel_size=23, sigma=(0.1, 2.0))], p=p)
 
 
-def _colour(flip: bool = True) -> list[T.Transform]:
+DINO_JITTER = (0.4, 0.4, 0.2, 0.1)  # brightness, contrast, saturation, hue
+SWAV_JITTER = (0.8, 0.8, 0.8, 0.2)  # SwAV's colour distortion at strength 1
+
+
+def _colour(flip: bool = True, jitter: tuple[float, ...] = DINO_JITTER) -> list[T.Transform]:
     return [
         *([T.RandomHorizontalFlip()] if flip else []),
-        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        T.RandomApply([T.ColorJitter(*jitter)], p=0.8),
         T.RandomGrayscale(p=0.2),
     ]
 
@@ -207,18 +232,20 @@ class MultiCrop:
                 "data.clip_precrop is DoRA's per-clip pre-crop; DINO's views have none"
             )
         glob = _resized_crop(spec.global_size, spec.global_scale, spec.bilinear)
-        self.global_1 = T.Compose([glob, *_colour(), _blur(1.0), *_finish()])
-        self.global_2 = T.Compose(
-            [glob, *_colour(), _blur(0.1), T.RandomSolarize(threshold=128, p=0.2), *_finish()]
-        )
-        self.local = T.Compose(
-            [
-                _resized_crop(spec.local_size, spec.local_scale),
-                *_colour(spec.local_flip),
-                _blur(0.5),
-                *_finish(),
-            ]
-        )
+        local = _resized_crop(spec.local_size, spec.local_scale)
+        if spec.photometric == "swav":  # every crop alike: strong jitter, blur p=0.5, no solarise
+            self.global_1 = self.global_2 = T.Compose(
+                [glob, *_colour(jitter=SWAV_JITTER), _blur(0.5), *_finish()]
+            )
+            self.local = T.Compose(
+                [local, *_colour(spec.local_flip, SWAV_JITTER), _blur(0.5), *_finish()]
+            )
+        else:
+            self.global_1 = T.Compose([glob, *_colour(), _blur(1.0), *_finish()])
+            self.global_2 = T.Compose(
+                [glob, *_colour(), _blur(0.1), T.RandomSolarize(threshold=128, p=0.2), *_finish()]
+            )
+            self.local = T.Compose([local, *_colour(spec.local_flip), _blur(0.5), *_finish()])
         self.local_crops = spec.local_crops
 
     def __call__(self, frame: torch.Tensor) -> list[torch.Tensor]:
@@ -237,6 +264,25 @@ class MultiCrop:
         )
 
 
+class FirstFrameCrops:
+    """Single-frame methods' views of a clip (DINO, SwAV): the multi-crop of its (only) frame,
+    rendered, or only planned when the training device does the pixel work. A class, so workers
+    can pickle it."""
+
+    def __init__(self, crops: MultiCrop, planned: bool = False) -> None:
+        self.crops, self.planned = crops, planned
+
+    def __call__(self, frames: list[torch.Tensor]) -> list[torch.Tensor] | PlannedCrops:
+        return self.crops.plan(frames[0]) if self.planned else self.crops(frames[0])
+
+
+def collate_crops(
+    items: list[list[torch.Tensor]] | list[PlannedCrops],
+) -> list[torch.Tensor] | PlannedCrops:
+    """Multi-crop views of several frames -> one batch, rendered or planned."""
+    return PlannedCrops.cat(items) if isinstance(items[0], PlannedCrops) else collate_views(items)
+
+
 class ClipViews:
     """DoRA's views of a clip of T frames: one clip-consistent global crop and flip (so an object
     keeps its place across frames) with per-frame colour, blur and solarisation, plus
@@ -248,6 +294,11 @@ class ClipViews:
     """
 
     def __init__(self, spec: MultiCropSpec, planned: bool = False) -> None:
+        if spec.photometric != "dino":
+            raise ValueError(
+                f"data.photometric={spec.photometric} is for single-frame "
+                "multi-crop (DINO, SwAV); DoRA's clip views use DINO's"
+            )
         self.planned = planned  # __call__ only plans (the training device renders)
         self.precrop = (
             _resized_crop(spec.precrop, spec.precrop_scale, spec.bilinear) if spec.precrop else None

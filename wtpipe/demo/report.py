@@ -21,15 +21,18 @@ from wtpipe.train.config import TrainConfig
 
 
 def _training_lines(out: str, folder: str, config: TrainConfig, collapsed: list[str]) -> list[str]:
-    """The run's last loss against ln K, its teacher and whether it collapsed."""
+    """The run's last loss against ln K, its teacher (or its codes) and whether it collapsed."""
     row = _final_row(os.path.join(out, folder))
     ln_k = math.log(config.model.out_dim)
     koleo = row.get("koleo", 0.0)
     loss = row.get("loss", float("nan")) - koleo  # the distillation loss, the one ln K bounds
     return [
-        f"- last logged loss {loss:.3f} against ln K = {ln_k:.3f} (the loss of a teacher that says nothing)"
+        f"- last logged loss {loss:.3f} against ln K = {ln_k:.3f} (the loss of a target that says nothing)"
         + (f"; the KoLeo term adds {koleo:+.3f}" if "koleo" in row else ""),
-        f"- teacher entropy {row.get('teacher_entropy', float('nan')):.2f} ln K, prototypes in use "
+        f"- code entropy {row['code_entropy']:.2f} ln K, prototypes picked by the last batch's codes "
+        f"{row['prototypes_used']:.0%} of those it could pick"
+        if "code_entropy" in row
+        else f"- teacher entropy {row.get('teacher_entropy', float('nan')):.2f} ln K, prototypes in use "
         f"{row.get('dims_used', float('nan')) * config.model.out_dim:.0f} of {config.model.out_dim}",
         "- collapse: " + (", ".join(collapsed) if collapsed else "none detected"),
     ]
@@ -37,10 +40,10 @@ def _training_lines(out: str, folder: str, config: TrainConfig, collapsed: list[
 
 CAPTIONS = {  # what a person should look for in each picture of the report
     "contact sheet": "Frames sampled across the shards, one per segment: what the networks train on.",
-    "training curves": "Each run's loss against ln K (dashed: the loss of a teacher that says nothing), the "
-    "learning rate, and the collapse monitors: the teacher's entropy (near 0 or near 1 x ln K "
-    "is collapse) and how many prototypes are in use. A loss well below ln K with the entropy "
-    "in between is learning.",
+    "training curves": "Each run's loss against ln K (dashed: the loss of a target that says nothing), the "
+    "learning rate, and the collapse monitors: the entropy of the teacher's output (SwAV: of its "
+    "codes; near 0 or near 1 x ln K is collapse) and how many prototypes are in use. A loss well "
+    "below ln K with the entropy in between is learning.",
     "tracked masks and attention, first and last pictures": "DoRA's objects on two clips, at the first and the "
     "last picture step: every frame with each object's mask tinted in its colour (one colour "
     "an object), then each head's raw [CLS] attention on frame 0, the heads DoRA picked "

@@ -13,9 +13,14 @@ from wtpipe.train.config import TrainConfig
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 CLIP = os.path.join(ASSETS, "vtest.mp4")
-RECIPE = os.path.join(
-    ASSETS, "dora_tiny_cpu.yaml"
-)  # a link to configs/dora_tiny_cpu.yaml, shipped in the package
+# Each method's tiny CPU recipe, shipped in the package (links to configs/): the demo trains
+# DoRA's unless ``method.name=`` names another method.
+TINY_RECIPES = {
+    "dino": os.path.join(ASSETS, "tiny_cpu.yaml"),
+    "dora": os.path.join(ASSETS, "dora_tiny_cpu.yaml"),
+    "swav": os.path.join(ASSETS, "swav_tiny_cpu.yaml"),
+}
+RECIPE = TINY_RECIPES["dora"]
 # The reference run: DINO + DINOv2's KoLeo term, the tiny recipe that beats random initialisation here.
 REFERENCE = (os.path.join(ASSETS, "tiny_cpu.yaml"), ["method.koleo=1.0"])
 HEADLINE = (
@@ -52,8 +57,22 @@ def _final_row(run: str) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
 
 
+def recipe_for(overrides: list[str]) -> str:
+    """The tiny recipe of the method a ``method.name=`` override names (DoRA's without one)."""
+    names = [o.partition("=")[2] for o in overrides if o.startswith("method.name=")]
+    name = names[-1] if names else "dora"
+    if name not in TINY_RECIPES:
+        raise ValueError(f"method.name={name}: the demo trains {', '.join(TINY_RECIPES)}")
+    return TINY_RECIPES[name]
+
+
 def method_name(config: TrainConfig) -> str:
     return method_class(config.method.name).display_name
+
+
+def koleo(config: TrainConfig) -> float:
+    """The KoLeo weight of a DINO or DoRA run (methods without the term: 0)."""
+    return getattr(config.method, "koleo", 0.0)
 
 
 def describe(config: TrainConfig) -> str:
@@ -64,17 +83,17 @@ def describe(config: TrainConfig) -> str:
         if config.method.name == "dora"
         else f"{data.batch_size} images"
     )
-    koleo = f", KoLeo {config.method.koleo:g}" if config.method.koleo else ""
+    term = f", KoLeo {koleo(config):g}" if koleo(config) else ""
     o = config.optim
     steps = f"{o.epochs * o.steps_per_epoch} steps" if o.steps_per_epoch else f"{o.epochs} epochs"
-    return f"{method_name(config)} ({config.model.arch}, {steps}, batch {batch}{koleo})"
+    return f"{method_name(config)} ({config.model.arch}, {steps}, batch {batch}{term})"
 
 
 def series_names(configs: dict[str, TrainConfig]) -> dict[str, str]:
     """Column names: "trained (DoRA)", "reference (DINO + KoLeo)", "random init"."""
 
     def method(config: TrainConfig) -> str:
-        return method_name(config) + (" + KoLeo" if config.method.koleo else "")
+        return method_name(config) + (" + KoLeo" if koleo(config) else "")
 
     return {
         **{name: f"{name} ({method(config)})" for name, config in configs.items()},

@@ -20,6 +20,7 @@ from wtpipe.demo.result import (
     DemoResult,
     DemoStopped,
     describe,
+    recipe_for,
     series_names,
     verdict,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "DemoStopped",
     "attention_sheets",
     "describe",
+    "recipe_for",
     "reference_overrides",
     "run_demo",
     "series_names",

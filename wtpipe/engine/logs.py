@@ -113,6 +113,38 @@ class ScalarLog:
         self.writer.close()
 
 
+# The monitor panels of loss.png: (title, (column, legend) lines, y range); a panel is drawn when
+# the run logs one of its columns (DINO and DoRA: the teacher's; SwAV: the codes').
+MONITOR_PANELS = (
+    (
+        "teacher output",
+        (
+            ("teacher_entropy", "entropy / ln K (1: uniform)"),
+            ("dims_used", "dims used (1/K: one-hot)"),
+        ),
+        (0, 1.05),
+    ),
+    (
+        "codes",
+        (
+            ("code_entropy", "entropy / ln K (1: uniform)"),
+            ("prototypes_used", "prototypes picked / min(N, K)"),
+            ("queue_used", "queue in the codes"),
+        ),
+        (0, 1.05),
+    ),
+    (
+        "student features",
+        (
+            ("kl", "KL(teacher || student)"),
+            ("feature_std", "feature std x sqrt(D)"),
+            ("feature_rank", "feature rank / max"),
+        ),
+        None,
+    ),
+)
+
+
 def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
     """Loss (against ln K, the loss of a uniform teacher), schedule, the collapse monitors of a
     pretraining run, and the validation scores of a fine-tuning run (the panels its columns have)."""
@@ -131,10 +163,10 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
         points = [(int(r["step"]), float(r[name])) for r in rows if r.get(name) not in (None, "")]
         return [p[0] for p in points], [p[1] for p in points]
 
-    monitors = "teacher_entropy" in columns
+    panels = [panel for panel in MONITOR_PANELS if any(name in columns for name, _ in panel[1])]
     validation = [c for c in columns if c.startswith("val_")]
-    panels = 2 + 2 * monitors + bool(validation)
-    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6))
+    count = 2 + len(panels) + bool(validation)
+    fig, axes = plt.subplots(1, count, figsize=(4.5 * count, 3.6))
     loss_steps, loss = series("loss")
     axes[0].plot(loss_steps, loss, label="loss")
     steps, koleo = series("koleo")
@@ -143,28 +175,18 @@ def plot_loss(csv_path: str, png_path: str, out_dim: int = 0) -> None:
         axes[0].plot(steps, [at[s] - k for s, k in zip(steps, koleo)], label="loss - KoLeo term")
     if out_dim:
         axes[0].axhline(
-            math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (uniform teacher)"
+            math.log(out_dim), color="grey", ls="--", lw=1, label="ln K (a uniform target)"
         )
     axes[0].set(xlabel="step", title="training loss")
     axes[0].legend(fontsize=8)
     axes[1].plot(*series("lr"))
     axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
-    if monitors:
-        for name, label in (
-            ("teacher_entropy", "entropy / ln K (1: uniform)"),
-            ("dims_used", "dims used (1/K: one-hot)"),
-        ):
-            axes[2].plot(*series(name), label=label)
-        axes[2].set(xlabel="step", title="teacher output", ylim=(0, 1.05))
-        axes[2].legend(fontsize=8)
-        for name, label in (
-            ("kl", "KL(teacher || student)"),
-            ("feature_std", "feature std x sqrt(D)"),
-            ("feature_rank", "feature rank / max"),
-        ):
-            axes[3].plot(*series(name), label=label)
-        axes[3].set(xlabel="step", title="student")
-        axes[3].legend(fontsize=8)
+    for axis, (title, lines, ylim) in zip(axes[2:], panels):
+        for name, label in lines:
+            if name in columns:
+                axis.plot(*series(name), label=label)
+        axis.set(xlabel="step", title=title, ylim=ylim)
+        axis.legend(fontsize=8)
     if validation:
         for name in validation:
             axes[-1].plot(*series(name), marker="o", label=name[4:])

@@ -9,6 +9,7 @@ import importlib
 METHODS = {
     "dino": ("wtpipe.methods.dino:DINOMethod", "DINOConfig"),
     "dora": ("wtpipe.methods.dora:DoRAMethod", "DoRAConfig"),
+    "swav": ("wtpipe.methods.swav:SwAVMethod", "SwAVConfig"),
 }
 
 

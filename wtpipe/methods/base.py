@@ -17,6 +17,13 @@ import torch
 from torch import nn
 
 from wtpipe.data.config import DataConfig
+from wtpipe.data.transforms import (
+    FirstFrameCrops,
+    MultiCrop,
+    MultiCropSpec,
+    PlannedCrops,
+    collate_crops,
+)
 from wtpipe.methods.config import MethodConfig
 from wtpipe.models.config import ModelConfig
 from wtpipe.models.vit import ViTBackbone
@@ -49,6 +56,7 @@ class Method:
     # what loss() may return, in the order scalars.csv lists them
     scalar_names: tuple[str, ...] = ()
     step_scalar_names: tuple[str, ...] = ()  # what after_step() returns
+    settle_epochs = 0  # epochs of the method's own warm-up, before collapse warnings make sense
 
     def views(self, planned: bool = False) -> Callable[[list[torch.Tensor]], Any]:
         """Frames of one clip (uint8 (3, H, W) tensors) -> this method's views of it; ``planned``:
@@ -75,8 +83,9 @@ class Method:
         """The exported backbone's weights, with timm's keys (``blocks.0.attn.qkv.weight``...)."""
         return dict(self.backbone().vit.state_dict())
 
-    def after_backward(self, student: nn.Module, epoch: int) -> None:
-        """Between the (clipped) gradients and the optimizer step, e.g. DINO's last-layer freeze."""
+    def after_backward(self, student: nn.Module, epoch: int, step: int) -> None:
+        """Between the (clipped) gradients and the optimizer step ``step`` (0-based) of epoch
+        ``epoch``, e.g. DINO's last-layer freeze, SwAV's prototype freeze."""
 
     def after_step(self, student: nn.Module, step: int, total_steps: int) -> dict[str, float]:
         """After the optimizer step ``step`` (0-based) of ``total_steps``; scalars to log."""
@@ -90,11 +99,29 @@ class Method:
         return []
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """What a checkpoint holds of the method besides the student and the optimizer."""
+        """What a checkpoint holds of the method besides the student and the optimizer. Called on
+        every rank before each checkpoint (a method with per-rank state, as SwAV's queue, gathers
+        it here); the main process's answer is saved."""
         return {}
 
     def load_checkpoint_state(self, state: dict[str, Any], device: torch.device) -> None:
         """Restore :meth:`checkpoint_state` from a loaded checkpoint's state."""
+
+
+class MultiCropMethod(Method):
+    """Views for methods that see single frames (DINO, SwAV): the multi-crop of ``spec``."""
+
+    spec: MultiCropSpec
+
+    def views(
+        self, planned: bool = False
+    ) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
+        return FirstFrameCrops(MultiCrop(self.spec), planned)
+
+    def collate(
+        self, items: list[list[torch.Tensor]] | list[PlannedCrops]
+    ) -> list[torch.Tensor] | PlannedCrops:
+        return collate_crops(items)
 
 
 class TeacherStudentMethod(Method):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 # fmt: off
 @dataclass
 class MethodConfig:
-    name: str = "dino"  # the method plug-in: one of wtpipe.methods.METHODS (dino, dora)
+    name: str = "dino"  # the method plug-in: one of wtpipe.methods.METHODS (dino, dora, swav)
 
     @classmethod
     def variant(cls, data: dict[str, Any]) -> type:
@@ -41,9 +41,21 @@ class DINOConfig(MethodConfig):
 
 @dataclass
 class DoRAConfig(DINOConfig):
-    name: str = "dora"  # the method plug-in: one of wtpipe.methods.METHODS (dino, dora)
+    name: str = "dora"  # the method plug-in: one of wtpipe.methods.METHODS (dino, dora, swav)
     num_objects: int = 3  # k heads -> k object prototypes
     head_choice: Literal["random", "clustered"] = "random"  # official: k random heads per batch
     sinkhorn_epsilon: float = 0.05  # entropy weight of the Sinkhorn prototype refinement
     sinkhorn_iterations: int = 30  # Sinkhorn-Knopp iterations
     faithful: bool = False  # reproduce the official code's loss quirks (README, DoRA)
+
+
+@dataclass
+class SwAVConfig(MethodConfig):
+    name: str = "swav"  # the method plug-in: one of wtpipe.methods.METHODS (dino, dora, swav)
+    temperature: float = 0.1  # softmax temperature of the predicted codes
+    epsilon: float = 0.05  # entropic regularisation of the Sinkhorn-Knopp codes
+    sinkhorn_iterations: int = 3  # Sinkhorn-Knopp iterations
+    crops_for_assign: tuple[int, ...] = (0, 1)  # views whose codes the other views predict (the global ones)
+    queue_length: int = 0  # embeddings per assigned view kept over all ranks for the codes; 0: none
+    epoch_queue_starts: int = 15  # the queue starts filling at this epoch
+    freeze_prototypes_steps: int = 313  # optimizer steps during which the prototypes are not updated

@@ -9,28 +9,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from wtpipe.data.config import DataConfig
-from wtpipe.data.loader import collate_views
-from wtpipe.data.transforms import MultiCrop, MultiCropSpec, PlannedCrops
+from wtpipe.data.transforms import view_spec
 from wtpipe.losses.dino import DINOLoss
-from wtpipe.methods.base import BackboneWithHead, RunSections, TeacherStudentMethod
+from wtpipe.methods.base import (
+    BackboneWithHead,
+    MultiCropMethod,
+    RunSections,
+    TeacherStudentMethod,
+)
 from wtpipe.methods.config import MethodConfig
 from wtpipe.models.heads import DINOHead
 from wtpipe.models.vit import ViTBackbone
 from wtpipe.ops.grads import drop_last_layer_grads
 from wtpipe.ops.koleo import koleo_loss
 from wtpipe.ops.monitors import distillation_monitors
-
-
-class FirstFrameCrops:
-    """DINO's views of a clip: the multi-crop of its (only) frame, rendered, or only planned when
-    the training device does the pixel work. A class, so workers can pickle it."""
-
-    def __init__(self, crops: MultiCrop, planned: bool = False) -> None:
-        self.crops, self.planned = crops, planned
-
-    def __call__(self, frames: list[torch.Tensor]) -> list[torch.Tensor] | PlannedCrops:
-        return self.crops.plan(frames[0]) if self.planned else self.crops(frames[0])
 
 
 def distillation_settings(method: MethodConfig) -> dict[str, Any]:
@@ -45,22 +37,7 @@ def distillation_settings(method: MethodConfig) -> dict[str, Any]:
     return {key: getattr(method, key) for key in keys}
 
 
-def view_spec(data: DataConfig) -> MultiCropSpec:
-    """The crop settings of the ``data`` section, for the view transforms."""
-    return MultiCropSpec(
-        data.global_size,
-        data.local_size,
-        data.local_crops,
-        data.global_scale,
-        data.local_scale,
-        data.local_flip,
-        data.global_interpolation == "bilinear",
-        data.clip_precrop,
-        data.clip_precrop_scale,
-    )
-
-
-class DINOMethod(TeacherStudentMethod):
+class DINOMethod(TeacherStudentMethod, MultiCropMethod):
     """DINO: student and EMA teacher (backbone + DINO head) over multi-crop views of single frames."""
 
     display_name = "DINO"
@@ -79,6 +56,7 @@ class DINOMethod(TeacherStudentMethod):
         super().__init__(config.optim.momentum_teacher)
         model, method, data = config.model, config.method, config.data
         self.freeze_last_layer = config.optim.freeze_last_layer
+        self.settle_epochs = method.warmup_teacher_temp_epochs
 
         def network(drop_path: float) -> BackboneWithHead:
             backbone = ViTBackbone(
@@ -103,18 +81,6 @@ class DINOMethod(TeacherStudentMethod):
         self.spec = view_spec(data)
         self.koleo = method.koleo
         self.views()  # a view setting this method cannot use fails here, before any data is read
-
-    def views(
-        self, planned: bool = False
-    ) -> Callable[[list[torch.Tensor]], list[torch.Tensor] | PlannedCrops]:
-        return FirstFrameCrops(MultiCrop(self.spec), planned)
-
-    def collate(
-        self, items: list[list[torch.Tensor]] | list[PlannedCrops]
-    ) -> list[torch.Tensor] | PlannedCrops:
-        return (
-            PlannedCrops.cat(items) if isinstance(items[0], PlannedCrops) else collate_views(items)
-        )
 
     def loss(
         self, student: nn.Module, batch: list[torch.Tensor], epoch: int
@@ -157,7 +123,7 @@ class DINOMethod(TeacherStudentMethod):
             ),
         }
 
-    def after_backward(self, student: nn.Module, epoch: int) -> None:
+    def after_backward(self, student: nn.Module, epoch: int, step: int) -> None:
         drop_last_layer_grads(student, epoch, self.freeze_last_layer)
 
     def to(self, device: torch.device) -> None:

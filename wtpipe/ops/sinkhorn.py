@@ -9,9 +9,13 @@ The probability-domain iteration (``exp(logits / eps)`` then normalisations) ove
 underflows whole rows once logits leave the bounded-cosine range: with eps = 0.05, logits of
 +-12 already give exp(+-240), and DoRA's raw prototypes give logits of several units. Working
 with log-sum-exp keeps every iterate finite for any finite logits; where the probability domain
-is finite the two agree. Computed in float64 (n x k is tiny: 196 x 3 per image; in fp32, scores
-of ~100 already move the plan by 1e-5 over 30 iterations), returned in fp32, never under
-autocast, never with grad.
+is finite the two agree. Computed in float64 (n x k is small: 196 x 3 per image for DoRA, a few
+thousand x 3,000 for SwAV; in fp32, scores of ~100 already move the plan by 1e-5 over 30
+iterations), returned in fp32, never under autocast, never with grad.
+
+``distributed=True`` (SwAV): the samples are split over the ranks of the default process group,
+and each prototype's total is summed over all of them (an all-gather of the per-rank log-sums),
+so every rank gets its rows of the plan of the whole batch.
 """
 
 from __future__ import annotations
@@ -19,13 +23,30 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
+
+
+def _grouped() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _over_ranks(log_sums: torch.Tensor) -> torch.Tensor:
+    """Per-rank log-sum-exps (..., k) -> the log-sum-exp over every rank's samples."""
+    if not _grouped():
+        return log_sums
+    parts = [torch.empty_like(log_sums) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, log_sums.contiguous())
+    return torch.logsumexp(torch.stack(parts), dim=0)
 
 
 @torch.no_grad()
-def sinkhorn(logits: torch.Tensor, epsilon: float = 0.05, iterations: int = 30) -> torch.Tensor:
+def sinkhorn(
+    logits: torch.Tensor, epsilon: float = 0.05, iterations: int = 30, distributed: bool = False
+) -> torch.Tensor:
     """Assignments (..., n, k) for ``logits`` (..., n, k): rows sum to 1, columns to about n / k.
 
-    ``epsilon`` is the entropic regularisation (the official DoRA value is 0.05, 30 iterations).
+    ``epsilon`` is the entropic regularisation (the official DoRA value is 0.05 with 30
+    iterations; SwAV's 0.05 with 3); ``distributed``: the rows of every rank form one problem.
     """
     if iterations < 1:
         raise ValueError(f"sinkhorn needs at least one iteration, got {iterations}")
@@ -33,17 +54,17 @@ def sinkhorn(logits: torch.Tensor, epsilon: float = 0.05, iterations: int = 30) 
     with torch.autocast(device_type=device_type, enabled=False):
         scores = logits.double() / epsilon
         n, k = scores.shape[-2:]
-        log_row, log_col = -math.log(n), -math.log(k)
+        # Each sample's mass, 1/n, only shifts u by a constant that the final softmax removes; it
+        # must be the same constant on every rank, and ranks may hold different counts: there, 1.
+        log_row, log_col = 0.0 if distributed else -math.log(n), -math.log(k)
+        prototype_sums = _over_ranks if distributed else (lambda log_sums: log_sums)
         u = torch.zeros(
             scores.shape[:-1], dtype=scores.dtype, device=scores.device
         )  # (..., n): per-sample log scale
         for _ in range(iterations - 1):
-            v = log_col - torch.logsumexp(
-                scores + u.unsqueeze(-1), dim=-2
-            )  # prototypes: mass 1/k each
-            u = log_row - torch.logsumexp(
-                scores + v.unsqueeze(-2), dim=-1
-            )  # samples: mass 1/n each
-        v = log_col - torch.logsumexp(scores + u.unsqueeze(-1), dim=-2)
+            # prototypes: mass 1/k each, then samples: the same mass each
+            v = log_col - prototype_sums(torch.logsumexp(scores + u.unsqueeze(-1), dim=-2))
+            u = log_row - torch.logsumexp(scores + v.unsqueeze(-2), dim=-1)
+        v = log_col - prototype_sums(torch.logsumexp(scores + u.unsqueeze(-1), dim=-2))
         # The last sample update, scaled to rows of 1, is a softmax over each row: exact row sums.
         return torch.softmax(scores + v.unsqueeze(-2), dim=-1).float()

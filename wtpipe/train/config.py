@@ -26,6 +26,7 @@ class OptimConfig:
     freeze_last_layer: int = 1  # epochs
     momentum_teacher: float = 0.996  # teacher EMA momentum at step 0, cosine to 1
     grad_accum: int = 1  # micro-steps per optimizer step
+    optimizer: Literal["adamw", "lars"] = "adamw"  # lars: SGD, momentum 0.9, trust ratio 0.001 (SwAV's LARC)
 
     def __post_init__(self) -> None:
         if self.steps_per_epoch < 0:

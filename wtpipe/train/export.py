@@ -1,4 +1,5 @@
-"""Export a checkpoint's teacher backbone as ``backbone.safetensors`` (timm keys, wtpipe metadata)."""
+"""Export a checkpoint's backbone as ``backbone.safetensors`` (timm keys, wtpipe metadata): the
+teacher's where the method has one (DINO, DoRA), the trained network's otherwise (SwAV)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ from wtpipe.models.weights import (
 PREFIX = "backbone.vit."
 
 
-def backbone_state(teacher_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm keys (``blocks.0.attn.qkv.weight``...) of a teacher ``BackboneWithHead`` state dict."""
-    return {k[len(PREFIX) :]: v for k, v in teacher_state.items() if k.startswith(PREFIX)}
+def backbone_state(network_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm keys (``blocks.0.attn.qkv.weight``...) of a ``BackboneWithHead`` state dict."""
+    return {k[len(PREFIX) :]: v for k, v in network_state.items() if k.startswith(PREFIX)}
+
+
+def exported_network(state: dict) -> dict[str, torch.Tensor]:
+    """The state dict of the network a checkpoint's method exports: its teacher, if it has one."""
+    return state["teacher"] if "teacher" in state else state["student"]
 
 
 def weights_info(config: dict, step: int) -> WeightsInfo:
@@ -38,7 +44,7 @@ class ExportError(Exception):
 def export_checkpoint(
     path: str, out: str | None = None, overwrite: bool = False, warn: Callable[[str], None] = print
 ) -> tuple[str, str]:
-    """Export a teacher backbone; returns (the file, what was done, in words).
+    """Export a checkpoint's backbone; returns (the file, what was done, in words).
 
     From a run directory: its newest intact checkpoint (a damaged one is named through ``warn``
     and the one before it is used, as training resumes), by default into ``RUN/backbone.safetensors``;
@@ -95,7 +101,7 @@ def export_checkpoint(
 
 def _write(ckpt: str, state: dict, target: str, replace: bool) -> str:
     """The checkpoint's own backbone file (written by its method, checked against the checksums),
-    copied; for checkpoints without one, the backbone taken from the teacher's state."""
+    copied; for checkpoints without one, the backbone taken from the exported network's state."""
     if os.path.exists(target) and not replace:
         raise ExportError(f"{target} exists; pass --overwrite to replace it, or --out another file")
     own = os.path.join(ckpt, rundir.BACKBONE)
@@ -108,7 +114,9 @@ def _write(ckpt: str, state: dict, target: str, replace: bool) -> str:
         except checkpoint.CorruptCheckpoint:
             pass  # rebuilt from the state below
     return save_backbone(
-        backbone_state(state["teacher"]), target, weights_info(state["config"], int(state["step"]))
+        backbone_state(exported_network(state)),
+        target,
+        weights_info(state["config"], int(state["step"])),
     )
 
 

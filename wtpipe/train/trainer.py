@@ -27,12 +27,21 @@ from wtpipe.engine.stopping import StopRequest
 from wtpipe.methods import method_class
 from wtpipe.models.weights import save_backbone
 from wtpipe.ops.grads import clip_per_parameter, decay_groups
+from wtpipe.ops.lars import LARS
 from wtpipe.ops.monitors import REMEDIES, collapse
 from wtpipe.ops.schedules import cosine
 from wtpipe.train.config import TrainConfig
 from wtpipe.train.export import weights_info
 
 log = logging.getLogger(__name__)
+
+
+def make_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
+    """``optim.optimizer``: AdamW (DINO, DoRA; fused into one kernel on CUDA, the for-each path
+    elsewhere) or LARS (SwAV). Learning rate and weight decay are set by the schedules."""
+    if name == "lars":
+        return LARS(groups)
+    return torch.optim.AdamW(groups, fused=torch.cuda.is_available())
 
 
 class Trainer:
@@ -56,10 +65,7 @@ class Trainer:
             config.run.compile
         ):  # in place: the state dict keeps its keys, so checkpoints do not change
             self.method.student.backbone.vit.compile()
-        # fused: one kernel for the whole update on CUDA; the for-each path elsewhere (CPU runs stay as they were)
-        optimizer = torch.optim.AdamW(
-            decay_groups(self.method.student), fused=torch.cuda.is_available()
-        )
+        optimizer = make_optimizer(config.optim.optimizer, decay_groups(self.method.student))
         self.student, self.optimizer = self.accelerator.prepare(self.method.student, optimizer)
         self.method.to(self.accelerator.device)
         world = self.accelerator.num_processes
@@ -73,9 +79,8 @@ class Trainer:
         self._started = time.monotonic()
         self.collapsed: list[str] = []  # collapse kinds warned about ("uniform", "one-hot")
         self._suspect: str | None = None
-        o, m = config.optim, config.method
         self._settled = (
-            max(o.warmup_epochs, m.warmup_teacher_temp_epochs) * self.steps_per_epoch
+            max(config.optim.warmup_epochs, self.method.settle_epochs) * self.steps_per_epoch
         )  # collapse watch
         self._waited = 0.0  # seconds this process has waited for the loader's batches
 
@@ -118,6 +123,7 @@ class Trainer:
     def _save(self, step: int) -> None:
         """All ranks: write a checkpoint of the state after ``step`` steps."""
         acc = self.accelerator
+        method_state = self.method.checkpoint_state()  # every rank: it may gather per-rank state
         checkpoint.save(
             acc,
             self.ckpt_root,
@@ -126,7 +132,7 @@ class Trainer:
             self.optimizer.optimizer,
             lambda: {
                 "student": acc.unwrap_model(self.student).state_dict(),
-                **self.method.checkpoint_state(),
+                **method_state,
             },
             alongside=lambda directory: self._write_backbone(
                 os.path.join(directory, rundir.BACKBONE), step
@@ -194,7 +200,7 @@ class Trainer:
             if acc.scaler is not None:
                 acc.unscale_gradients()
             clip_per_parameter(student, o.clip_grad)
-        self.method.after_backward(student, epoch)
+        self.method.after_backward(student, epoch, step)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total, scalars
