@@ -2,7 +2,7 @@
 """DoRA training steps on CPU: the default against each lever, side by side in one run.
 
 Every row runs in a fresh process (so peak RSS is its own) with the same weights and batch:
-- ``official``: the comparison config of the DoRA fidelity issue: ViT-S/16, 2 clips x 4 frames
+- ``official``: the official recipe's sizes, scaled to a CPU: ViT-S/16, 2 clips x 4 frames
   at 224 px, 6 local crops of 112 px per frame, out_dim 65536, 3 objects;
 - ``tiny``: ``configs/dora_tiny_cpu.yaml`` (ViT-Ti, 4 clips x 4 frames at 96 px, 2 x 48 px).
 Levers: ``model.grad_checkpointing`` (student blocks recomputed in backward); a DINO step of the

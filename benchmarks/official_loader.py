@@ -10,7 +10,7 @@ jitter, greyscale, blur p 0.5) taken from the 300-px clip. wtpipe's worker reads
 8 frames (same 1-s gap) from shards of the same video (ingestion defaults: 4 fps, short side 320,
 JPEG) and makes DoRA's views (224 + 6 x 112) itself, or only plans them for the GPU.
 Everything runs single-threaded in this process, as a loader worker; CPU time per clip, and the
-ratio of clips per CPU-second. Goal (issue 13): wtpipe >= 50 x the official loader.
+ratio of clips per CPU-second. The project's target: wtpipe >= 50 x the official loader.
 
 Usage: python benchmarks/official_loader.py [--clips 6] [--video 4K60.mp4]
 """

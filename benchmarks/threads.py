@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The trainer's thread budget against PyTorch's default, on the README's demo run (one run each).
+"""The trainer's thread budget against PyTorch's default, on the demo's DINO run (one run each).
 
 Trains configs/tiny_cpu.yaml (2 loader workers) on the bundled clip for --steps steps twice,
 from fresh output folders: once with as many intra-op threads as cores (PyTorch's default,

@@ -3,7 +3,7 @@
 
 1. Loader: clips/s of one loader worker (index, read, JPEG decode, views, collate, IPC), vs the
    pure frame-decode rate of the same samples in-process (read + JPEG decode only). Printed for
-   identity views (loader overhead alone; goal >= 0.7) and for DINO's 10-crop augmentation.
+   identity views (loader overhead alone; the project's target is >= 0.7) and for DINO's 10-crop augmentation.
 2. Training steps (forward, backward, clipping, the method's hooks, its optimizer) of DINO and
    SwAV (single frames, so one table), time and peak RSS for the tiny configs and for ViT-S/16
    at each recipe's view sizes, each in a fresh process; SwAV's ratio is to DINO's row of the

@@ -9,7 +9,7 @@ with the pixel work in the worker (``data.augment_on=loader``) and with only the
 parameters drawn there (``device``); the frames-only cost (read + decode) is the floor. Then the
 same batch's pixel work where the device path puts it (on this machine's device: ``--device``),
 one loader worker's clips/s for DINO's views either way, and JPEG decoding by Pillow against
-torchvision (the loader's decoder now).
+torchvision (the loader's decoder).
 
 Usage: python benchmarks/views.py [SHARD_DIR] [--device cpu|cuda] [--clips 24]
 """

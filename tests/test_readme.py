@@ -1,8 +1,11 @@
-"""Every command the README shows in a ``bash`` block runs as pasted, or is listed here with the
-reason it is not run. The commands run in a folder laid out as after ``wtpipe demo`` and a few
-trainings (``demo/shards``, ``demo/run``, ``runs/dino_vits16_wt``, ``runs/dora_tiny_cpu``), with
-the repository's configs, jobs, tools and benchmarks beside them. Synopses (placeholders in
-capitals, optional parts in brackets) sit in ``text`` blocks and are not commands."""
+"""Every command the README and the documentation pages show in a ``bash`` block runs as pasted,
+in page order, or is listed here with the reason it is not run; a ``python`` block runs as a
+script. They run in one folder laid out as after ``wtpipe demo`` and a few trainings
+(``demo/shards``, ``demo/run``, ``runs/dino_vits16_wt``, ``runs/dora_tiny_cpu``), with the
+repository's configs, jobs, tools and benchmarks beside them, so a page's later commands find
+what its earlier ones made (getting started: ``my_shards``, ``runs/first``). Synopses
+(placeholders in capitals, optional parts in brackets) sit in ``text`` blocks and are not
+commands."""
 
 from __future__ import annotations
 
@@ -20,12 +23,22 @@ from wtpipe.shards.settings import BuildSettings
 from .train.runs import ENV
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-PAGES = ["README.md"]
+PAGES = ["README.md", "docs/getting-started.md"] + sorted(
+    os.path.join("docs", name)
+    for name in os.listdir(os.path.join(ROOT, "docs"))
+    if name.endswith(".md") and name != "getting-started.md"
+)
 MINUTES = "minutes of training on 2 CPU cores; tests/train and tests/methods run the same recipes"
 NOT_RUN = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/wtpipe demo": "installs wtpipe and runs the demo: .ci/run does both from a fresh clone",
     "bash .ci/run": "the test run itself",
     "wtpipe train --config configs/tiny_cpu.yaml data.shards=demo/shards": MINUTES,
+    "wtpipe train --config configs/swav_tiny_cpu.yaml data.shards=demo/shards": MINUTES,
+    "wtpipe demo method.name=swav --out demo_swav": "the demo (minutes); tests/test_demo.py runs it with SwAV",
+    "python benchmarks/learning.py --methods dino,dora,swav": "a benchmark, 20 minutes",
+    'python -m pytest -q -m "not slow and not slurm"': "the tests themselves",
+    "mkdocs build --strict": ".ci/run builds the site (strict) on every run",
+    "accelerate launch -m wtpipe.cli.train --config configs/dora_vits16_wt.yaml data.shards=/data/wt_shards": "the GPU recipe on the user's own shards",
     "torchrun --nproc_per_node 2 -m wtpipe.cli.train --config configs/tiny_cpu.yaml data.shards=demo/shards": "two training processes for minutes; tests/train/test_trainer.py runs DDP",
     "accelerate launch -m wtpipe.cli.train --config configs/dino_vits16_wt.yaml data.shards=/data/wt_shards": "the GPU recipe on the user's own shards",
     "wtpipe export runs/dino_vits16_wt/checkpoints/step-00010000": "a checkpoint of a longer run than the tests make",
@@ -56,11 +69,15 @@ NOT_RUN = {
 
 
 def commands(page: str) -> list[str]:
-    """The commands of a page's ``bash`` blocks: continuation lines joined, comments dropped."""
+    """The commands of a page, in order: each line of a ``bash`` block (continuation lines
+    joined, comments dropped), and each ``python`` block whole, as ``python -c`` would run it."""
     with open(os.path.join(ROOT, page), encoding="utf-8") as handle:
         text = handle.read()
     found = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for kind, block in re.findall(r"```(bash|python)\n(.*?)```", text, re.S):
+        if kind == "python":
+            found.append(PYTHON + block)
+            continue
         for line in re.sub(r"\\\n\s*", "", block).splitlines():
             command = re.sub(r"\s+#\s.*$", "", line).strip()
             if command and not command.startswith("#"):
@@ -68,7 +85,9 @@ def commands(page: str) -> list[str]:
     return found
 
 
-ALL = [(page, command) for page in PAGES for command in commands(page)]
+PYTHON = "# python\n"  # marks a python block among the commands
+SHOWN = [(page, command) for page in PAGES for command in commands(page)]
+ALL = [(p, c) for i, (p, c) in enumerate(SHOWN) if c not in {c for _, c in SHOWN[:i]}]  # once each
 
 
 def test_every_command_not_run_is_still_on_a_page():
@@ -117,7 +136,10 @@ def workspace(tmp_path_factory, reference):
 )
 def test_the_command_runs_as_pasted(workspace, page, command):
     env = {**ENV, "PATH": os.path.dirname(sys.executable) + os.pathsep + ENV["PATH"]}
+    argv = (
+        [sys.executable, "-c", command] if command.startswith(PYTHON) else ["bash", "-c", command]
+    )
     result = subprocess.run(
-        ["bash", "-c", command], cwd=workspace, env=env, capture_output=True, text=True, timeout=600
+        argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, f"{page}: {command}\n{result.stderr[-3000:]}"

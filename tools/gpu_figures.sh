@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure the README reports, in one go on one CUDA GPU: the CUDA-only tests, training
+# Every GPU figure the documentation reports, in one go on one CUDA GPU: the CUDA-only tests, training
 # throughput (benchmarks/gpu_train.py), views (views.py), the learning benchmark at ViT-S/16
 # (learning.py, 3 seeds) and the fine-tuning steps (finetune_step.py). Each writes DIR/NAME.log;
 # the run folders stay under DIR. Without CUDA it says so and exits 0.

@@ -240,6 +240,26 @@ def _flow(value: Any) -> str:
     return yaml.safe_dump([value], default_flow_style=True, width=10**6).strip()[1:-1]
 
 
+def reference_table(section: Any, prefix: str = "") -> list[str]:
+    """A Markdown table of a config section's keys: default, meaning (the same help as
+    :func:`describe`), and whether a run may resume under another value. Nested sections
+    (a job file's ``resources``) are listed with dotted keys."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    helps = field_help(type(section))
+    values = to_dict(section)
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if dataclasses.is_dataclass(value):
+            rows += reference_table(value, f"{prefix}{item.name}.")[2:]
+            continue
+        meaning = helps.get(item.name, "").replace("|", "\\|")
+        if item.metadata.get("resumable"):
+            meaning += " *(may change on resume)*"
+        default = _flow(values[item.name]).replace("|", "\\|")
+        rows.append(f"| `{prefix}{item.name}` | `{default}` | {meaning} |")
+    return rows
+
+
 def describe(config: Any) -> str:
     """The resolved config as YAML that ``--config`` reads back, each key followed by its help."""
     lines = []

@@ -10,26 +10,27 @@ from wtpipe.cluster.task import Command
 from wtpipe.config import PathStr
 
 
+# Each field's help is the comment on its line (wtpipe.config.field_help): not reformatted.
+# fmt: off
 @dataclass
 class Resources:
     """What a job asks SLURM for; one task per GPU (or ``tasks_per_node`` CPU tasks)."""
 
-    nodes: int = 1
-    gpus_per_node: int = 0  # 0: CPU tasks
+    nodes: int = 1  # machines
+    gpus_per_node: int = 0  # one task per GPU; 0: CPU tasks
     tasks_per_node: int = 1  # used when gpus_per_node is 0; else one task per GPU
-    cpus_per_task: int = 2
-    time_minutes: int = 60
-    mem_gb: float = 0.0  # 0: the partition's default
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
-    constraint: str = ""
+    cpus_per_task: int = 2  # cores for each task and its loader workers
+    time_minutes: int = 60  # the time limit; the job saves and requeues itself before it
+    mem_gb: float = 0.0  # per node; 0: the partition's default
+    partition: str = ""  # sbatch --partition
+    account: str = ""  # sbatch --account
+    qos: str = ""  # sbatch --qos
+    constraint: str = ""  # sbatch --constraint (node features)
     signal_lead_s: int = 90  # SIGUSR2 this long before the time limit: save and requeue
-    job_name: str = "wtpipe"
+    job_name: str = "wtpipe"  # the name squeue shows
     after: str = ""  # a job id this one waits for (afterok)
-    slurm: dict[str, str] = field(
-        default_factory=dict
-    )  # any other sbatch option, e.g. {"exclude": "n3"}
+    slurm: dict[str, str] = field(default_factory=dict)  # any other sbatch option, e.g. {"exclude": "n3"}
+# fmt: on
 
     @property
     def tasks(self) -> int:
@@ -59,18 +60,16 @@ class Resources:
         return params
 
 
+# fmt: off
 @dataclass
 class JobFile:
     """A job recipe (``jobs/*.yaml``): what to run and what to ask for; a person edits it."""
 
-    command: Literal["train", "ingest", "eval", "export", "shards"] = "train"
-    args: list[str] = field(
-        default_factory=list
-    )  # the command's own arguments, e.g. ["--config", "x.yaml"]
-    resources: Resources = field(default_factory=Resources)
-    logs: PathStr = (
-        ""  # folder for the job's logs and submitit files; "": the job's output folder/slurm
-    )
+    command: Literal["train", "ingest", "eval", "export", "shards"] = "train"  # the wtpipe subcommand the job runs
+    args: list[str] = field(default_factory=list)  # the command's own arguments, e.g. ["--config", "x.yaml"]
+    resources: Resources = field(default_factory=Resources)  # what the job asks SLURM for (below)
+    logs: PathStr = ""  # folder for the job's logs and submitit files; "": the job's output folder/slurm
+# fmt: on
 
 
 def executor(folder: str, resources: Resources, local: bool = False) -> Any:

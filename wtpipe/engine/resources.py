@@ -2,7 +2,7 @@
 
 PyTorch's default is one thread per core in every process; with loader workers decoding and
 augmenting on the same cores, its OpenMP threads spin at each barrier waiting for a core, and a
-2-core machine ran 10x slower (README, Threads). The budget is this process's share of the cores
+2-core machine ran 10x slower (docs: performance, threads). The budget is this process's share of the cores
 it may run on (affinity, divided among the ranks on this node) minus one per loader worker.
 """
 

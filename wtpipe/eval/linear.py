@@ -4,7 +4,7 @@ One linear layer (weights N(0, 0.01), zero bias) on the frozen features, cross-e
 momentum 0.9 and no weight decay, learning rate scaled by batch / 256 and annealed to 0 by a
 cosine over the epochs. Unlike DINO, the features are computed once from the evaluation view
 (no random-resized-crop/flip augmentation per epoch): the probe then trains in seconds, and
-reads the representation rather than augmentation-robustness (README, protocol differences).
+reads the representation rather than augmentation-robustness (docs: evaluation, deliberate differences).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class DoRAConfig(DINOConfig):
     head_choice: Literal["random", "clustered"] = "random"  # official: k random heads per batch
     sinkhorn_epsilon: float = 0.05  # entropy weight of the Sinkhorn prototype refinement
     sinkhorn_iterations: int = 30  # Sinkhorn-Knopp iterations
-    faithful: bool = False  # reproduce the official code's loss quirks (README, DoRA)
+    faithful: bool = False  # reproduce the official code's loss quirks (docs: DoRA, how it works)
 
 
 @dataclass
