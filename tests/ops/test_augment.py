@@ -80,8 +80,12 @@ PAPER_DORA = MultiCropSpec(
 
 @pytest.mark.parametrize(
     "spec",
-    [MultiCropSpec(local_crops=6), MultiCropSpec(local_crops=6, local_flip=False, bilinear=True)],
-    ids=["dino", "bilinear-unflipped-locals"],
+    [
+        MultiCropSpec(local_crops=6),
+        MultiCropSpec(local_crops=6, local_flip=False, bilinear=True),
+        MultiCropSpec(local_crops=6, global_scale=(0.14, 1.0), photometric="swav"),
+    ],
+    ids=["dino", "bilinear-unflipped-locals", "swav"],
 )
 def test_dino_views_from_the_device_equal_the_loaders(frames, spec):
     crops = MultiCrop(spec)
@@ -97,10 +101,15 @@ def test_dino_views_from_the_device_equal_the_loaders(frames, spec):
     for a, b in zip(loader, device):
         assert torch.equal(a, b)
     params = PlannedCrops.cat(planned).params  # the seeds drew every branch somewhere
-    for field in ("flip", "jitter", "gray", "blur", "solarize"):
+    swav = spec.photometric == "swav"
+    for field in ("flip", "jitter", "gray", "blur", *(() if swav else ("solarize",))):
         assert 0 < (params[..., augment.F[field]] > 0).sum() < params.shape[0] * params.shape[1], (
             field
         )
+    if swav:  # never solarised; jitter up to 0.8 (DINO's brightness stays within 0.6-1.4)
+        assert not params[..., augment.F["solarize"]].any()
+        brightness = params[..., augment.F["brightness"]][params[..., augment.F["jitter"]] > 0]
+        assert (brightness - 1).abs().max() > 0.4
     assert (params[:, :2, augment.F["bilinear"]] == spec.bilinear).all() and not params[
         :, 2:, augment.F["bilinear"]
     ].any()
