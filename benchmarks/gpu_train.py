@@ -30,6 +30,7 @@ import sys
 import tempfile
 
 import torch
+from steps import bundled_shards
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RECIPES = {"dino": "dino_vits16_wt.yaml", "dora": "dora_vits16_wt.yaml"}
@@ -138,20 +139,6 @@ def measure(
         "data_wait": sum(float(r["data_wait"]) for r in steady) / len(steady),
         "peak_gpu_gib": summary["peak_gpu_gib"],
     }
-
-
-def bundled_shards(directory: str) -> str:
-    """Shards of the bundled clip at the ingestion defaults (short side 320, JPEG 90)."""
-    from wtpipe.shards.build import ShardBuilder
-    from wtpipe.shards.settings import BuildSettings
-
-    ShardBuilder(
-        [os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")],
-        directory,
-        BuildSettings(),
-        progress=False,
-    ).run()
-    return directory
 
 
 def main() -> int:

@@ -1,7 +1,9 @@
-"""Shared by the step benchmarks: time full training steps of a method (no data loading)."""
+"""Shared by the benchmarks: shards of the bundled clip, and full training steps of a method
+timed (no data loading)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from wtpipe.ops.grads import clip_per_parameter, decay_groups
@@ -37,3 +39,15 @@ def peak_rss_mb() -> float:
     with open("/proc/self/status") as handle:
         line = next(row for row in handle if row.startswith("VmHWM"))
     return int(line.split()[1]) / 1024
+
+
+def bundled_shards(directory: str) -> str:
+    """Shards of the bundled clip at the ingestion defaults (short side 320, JPEG 90)."""
+    from wtpipe.shards.build import ShardBuilder
+    from wtpipe.shards.settings import BuildSettings
+
+    clip = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "wtpipe", "assets", "vtest.mp4"
+    )
+    ShardBuilder([clip], directory, BuildSettings(), progress=False).run()
+    return directory

@@ -21,10 +21,10 @@ import sys
 import tempfile
 import time
 
+from steps import bundled_shards
+
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, decode_frames, make_loader, stack_shared
-from wtpipe.shards.build import ShardBuilder
-from wtpipe.shards.settings import BuildSettings
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 BATCH, STEPS = 16, 12
@@ -95,12 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shards = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tmp, "shards")
         if len(sys.argv) == 1:
-            ShardBuilder(
-                [os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")],
-                shards,
-                BuildSettings(),
-                progress=False,
-            ).run()
+            bundled_shards(shards)
         index = ShardIndex.build(shards)
         sampler_draws = [(i % len(index.samples), 0) for i in range(BATCH * STEPS)]
         decode = pure_decode_rate(index, sampler_draws)

@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import torch
+from steps import bundled_shards
 
 from wtpipe.data.index import ShardIndex
 from wtpipe.data.loader import ClipDataset, collate_views, make_loader, to_device
@@ -34,10 +35,7 @@ from wtpipe.data.transforms import (
     PlannedClips,
     PlannedCrops,
 )
-from wtpipe.shards.build import ShardBuilder
-from wtpipe.shards.settings import BuildSettings
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
 DINO_SPEC, DORA_SPEC = MultiCropSpec(224, 96, 8), MultiCropSpec(224, 96, 6)
 PAPER_SPEC = MultiCropSpec(
     224, 112, 6, local_flip=False, bilinear=True, precrop=300
@@ -117,12 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shards = args.shards or os.path.join(tmp, "shards")
         if not args.shards:
-            ShardBuilder(
-                [os.path.join(ROOT, "wtpipe", "assets", "vtest.mp4")],
-                shards,
-                BuildSettings(),
-                progress=False,
-            ).run()
+            bundled_shards(shards)
         index = ShardIndex.build(shards)
         height, width = ClipDataset(index, 1, 1, Frames())[(0, 0)][0].shape[-2:]
         print(f"frames {width}x{height} from {shards}; worker CPU per clip, single-threaded")

@@ -62,12 +62,21 @@ def slurm():
         assert not left, f"daemons started for these tests still run: {sorted(left)}"
 
 
+def submit_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike | None = ROOT
+) -> subprocess.CompletedProcess:
+    """``wtpipe submit ARGS...``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "wtpipe.cli.main", "submit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
 def submit(shards: str, out: str, logs: str, *extra: str) -> str:
-    cmd = [
-        sys.executable,
-        "-m",
-        "wtpipe.cli.main",
-        "submit",
+    result = submit_cli(
         "train",
         f"data.shards={shards}",
         f"run.output_dir={out}",
@@ -82,8 +91,9 @@ def submit(shards: str, out: str, logs: str, *extra: str) -> str:
         "10",
         "--logs",
         logs,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+        env=ENV,
+        cwd=None,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     first = result.stdout.splitlines()[0]
     assert first.startswith("submitted job ") and "scancel --signal=USR1" in result.stdout
@@ -139,44 +149,35 @@ def job_log(logs: str, job: str) -> str:
 
 
 def test_dry_run_prints_the_sbatch_script_for_the_options_given(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtpipe.cli.main",
-            "submit",
-            "train",
-            "--config",
-            "configs/tiny_cpu.yaml",
-            "--nodes",
-            "3",
-            "--gpus-per-node",
-            "8",
-            "--time",
-            "120",
-            "--partition",
-            "gpu",
-            "--account",
-            "proj",
-            "--qos",
-            "high",
-            "--mem",
-            "64",
-            "--constraint",
-            "h100",
-            "--signal-lead",
-            "300",
-            "--slurm",
-            "exclude=n7",
-            "--after",
-            "1234",
-            "--logs",
-            str(tmp_path),
-            "--dry-run",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    result = submit_cli(
+        "train",
+        "--config",
+        "configs/tiny_cpu.yaml",
+        "--nodes",
+        "3",
+        "--gpus-per-node",
+        "8",
+        "--time",
+        "120",
+        "--partition",
+        "gpu",
+        "--account",
+        "proj",
+        "--qos",
+        "high",
+        "--mem",
+        "64",
+        "--constraint",
+        "h100",
+        "--signal-lead",
+        "300",
+        "--slurm",
+        "exclude=n7",
+        "--after",
+        "1234",
+        "--logs",
+        str(tmp_path),
+        "--dry-run",
     )
     assert result.returncode == 0, result.stderr
     for line in (
@@ -281,28 +282,21 @@ def test_a_seg_finetune_on_two_slurm_tasks_equals_torchrun(slurm, eval_data, ref
         str(tmp_path / "logs"),
     )
     run(torchrun("wtpipe.cli.main", "eval", "seg", *seg_args(data, reference, ref)))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtpipe.cli.main",
-            "submit",
-            "eval",
-            "seg",
-            *seg_args(data, reference, out),
-            "--cpu",
-            "--tasks-per-node",
-            "2",
-            "--cpus-per-task",
-            "1",
-            "--time",
-            "10",
-            "--logs",
-            logs,
-        ],
-        capture_output=True,
-        text=True,
+    result = submit_cli(
+        "eval",
+        "seg",
+        *seg_args(data, reference, out),
+        "--cpu",
+        "--tasks-per-node",
+        "2",
+        "--cpus-per-task",
+        "1",
+        "--time",
+        "10",
+        "--logs",
+        logs,
         env=ENV,
+        cwd=None,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     job = result.stdout.split()[2].rstrip(":")
@@ -340,24 +334,16 @@ def task_pid(job: str, rank: int) -> int:
 def test_local_executor_runs_the_tiny_config_and_logs_into_the_run(train_shards, tmp_path):
     out, cwd = str(tmp_path / "run"), tmp_path / "cwd"
     cwd.mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtpipe.cli.main",
-            "submit",
-            "train",
-            "--config",
-            os.path.abspath(os.path.join(ROOT, "configs", "tiny_cpu.yaml")),
-            f"data.shards={train_shards}",
-            f"run.output_dir={out}",
-            "run.max_steps=4",
-            "data.num_workers=0",
-            "--local",
-            "--cpu",
-        ],
-        capture_output=True,
-        text=True,
+    result = submit_cli(
+        "train",
+        "--config",
+        os.path.abspath(os.path.join(ROOT, "configs", "tiny_cpu.yaml")),
+        f"data.shards={train_shards}",
+        f"run.output_dir={out}",
+        "run.max_steps=4",
+        "data.num_workers=0",
+        "--local",
+        "--cpu",
         env=ENV,
         cwd=cwd,
     )
@@ -420,13 +406,7 @@ def no_slurm_env(tmp_path) -> dict[str, str]:
     ids=["job file", "train", "ingest", "eval knn", "eval seg", "export", "local"],
 )
 def test_dry_runs_need_no_slurm_and_log_into_the_jobs_output(tmp_path, args, shows):
-    result = subprocess.run(
-        [sys.executable, "-m", "wtpipe.cli.main", "submit", *args, "--dry-run"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=no_slurm_env(tmp_path),
-    )
+    result = submit_cli(*args, "--dry-run", env=no_slurm_env(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and shows.replace("runs/", "") in result.stdout.replace(
         os.path.abspath(ROOT) + "/", ""
@@ -448,15 +428,6 @@ def test_the_dry_run_script_is_the_one_submitit_writes(tmp_path):
         "python -u -m submitit.core._submit ...", "DRY-RUN"
     )
     assert ours == theirs and "#SBATCH --dependency=afterok:12" in ours
-
-
-def submit_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wtpipe.cli.main", "submit", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
 
 
 def test_a_job_file_gives_the_resources_and_the_command_line_overrides_them():

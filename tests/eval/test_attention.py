@@ -8,12 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from tests.eval.test_cli import eval_cmd
 from tests.train.runs import run
 from wtpipe.eval import attention, datasets
 from wtpipe.eval.settings import AttentionConfig
@@ -132,22 +132,6 @@ def test_parity_with_dinos_attention_masks_and_jaccard_on_real_images(eval_data,
     assert sorted(os.listdir(tmp_path / "pictures")) == ["0000_voc.png", "0001_arc2017.png"]
 
 
-def eval_cmd(weights: str, data: str, out: str, *settings: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "wtpipe.cli.eval",
-        "attention",
-        "--weights",
-        weights,
-        "--data",
-        data,
-        "--out",
-        out,
-        *settings,
-    ]
-
-
 def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
     data = tmp_path / "objects"
     shutil.copytree(os.path.join(eval_data, "objects"), data)
@@ -155,7 +139,10 @@ def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     result = run(
         eval_cmd(
-            "random:vit_tiny_patch16_224:0", str(data / "instances.json"), str(tmp_path / "out")
+            "attention",
+            "random:vit_tiny_patch16_224:0",
+            str(data / "instances.json"),
+            str(tmp_path / "out"),
         )
     )
     assert f"{broken}: unreadable image, skipped" in result.stderr
@@ -178,7 +165,9 @@ def test_the_task_end_to_end_and_its_bad_input(eval_data, tmp_path):
         )
     )
     bad = subprocess.run(
-        eval_cmd("random", str(boxes_only), str(tmp_path / "bad")), capture_output=True, text=True
+        eval_cmd("attention", "random", str(boxes_only), str(tmp_path / "bad")),
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and "no segmentation" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

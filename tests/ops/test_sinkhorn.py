@@ -115,7 +115,9 @@ def test_distributed_plan_equals_the_plan_of_the_concatenated_batch(tmp_path, si
     parts = list(logits.split(list(sizes)))
     init = f"file://{tmp_path}/rendezvous"
     mp.spawn(_rank_plan, args=(len(sizes), init, parts, str(tmp_path)), nprocs=len(sizes))
-    stacked = torch.cat([torch.load(tmp_path / f"{r}.pt") for r in range(len(sizes))])
+    stacked = torch.cat(
+        [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(len(sizes))]
+    )
     whole = sinkhorn(logits, 0.05, 3)
     torch.testing.assert_close(stacked, whole, rtol=0, atol=1e-7)
     np.testing.assert_allclose(

@@ -34,21 +34,23 @@ change on resume* (they change how a run executes or is observed, not what it co
 """
 
 
-def _sections(config: Any, heading: str) -> list[str]:
+def _sections(config: Any, heading: str, skip: tuple[str, ...] = ()) -> list[str]:
     lines: list[str] = []
     for item in dataclasses.fields(config):
-        lines += ["", f"{heading} `{item.name}`", "", *reference_table(getattr(config, item.name))]
+        if item.name not in skip:
+            lines += [
+                "",
+                f"{heading} `{item.name}`",
+                "",
+                *reference_table(getattr(config, item.name)),
+            ]
     return lines
 
 
 def markdown() -> str:
     """The whole page."""
-    train = TrainConfig()
     lines = [INTRO, "## Pretraining: `wtpipe train`"]
-    for item in dataclasses.fields(train):
-        if item.name == "method":
-            continue
-        lines += ["", f"### `{item.name}`", "", *reference_table(getattr(train, item.name))]
+    lines += _sections(TrainConfig(), "###", skip=("method",))
     lines += [
         "",
         "### `method`",

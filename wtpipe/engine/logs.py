@@ -44,17 +44,19 @@ def pretraining_columns(
 
 
 def open_run(
+    accelerator: Any,
     out: str,
     config: Any,
     start_step: int,
     end: int,
     columns: list[str],
     threads: int,
-    workers: int,
-    processes: int,
-) -> ScalarLog:
-    """Main process, at a loop's start: the run folder, its resolved ``config.yaml`` (written
-    atomically), the start-up line in the log, and the scalar log continuing from ``start_step``."""
+) -> ScalarLog | None:
+    """At a loop's start, on the main process (the others get None): the run folder, its resolved
+    ``config.yaml`` (written atomically), the start-up line in the log, and the scalar log
+    continuing from ``start_step``."""
+    if not accelerator.is_main_process:
+        return None
     os.makedirs(out, exist_ok=True)
     write_bytes_atomic(
         os.path.join(out, rundir.CONFIG), yaml.safe_dump(to_dict(config), sort_keys=False).encode()
@@ -62,8 +64,8 @@ def open_run(
     log.info(
         "%d intra-op threads, %d loader workers, %d process(es); steps %d -> %d",
         threads,
-        workers,
-        processes,
+        config.data.num_workers,
+        accelerator.num_processes,
         start_step,
         end,
     )

@@ -264,18 +264,7 @@ class Finetuner:
         cfg, acc = self.config, self.accelerator
         started, end = time.monotonic(), cfg.optim.iters
         columns = ["step", "loss", "lr", *(f"val_{c}" for c in self.task.columns)]
-        logs = None
-        if acc.is_main_process:
-            logs = open_run(
-                self.out,
-                cfg,
-                self.start_step,
-                end,
-                columns,
-                self.threads,
-                cfg.data.num_workers,
-                acc.num_processes,
-            )
+        logs = open_run(acc, self.out, cfg, self.start_step, end, columns, self.threads)
         stop = StopRequest()
         self.model.train()
         self._keep_frozen_eval()

@@ -25,22 +25,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from wtpipe.data.transforms import view_spec
 from wtpipe.methods.base import BackboneWithHead, MultiCropMethod, RunSections
 from wtpipe.models.vit import ViTBackbone
+from wtpipe.ops.dist import gather, world
 from wtpipe.ops.monitors import code_monitors, feature_monitors
 from wtpipe.ops.sinkhorn import sinkhorn
-
-
-def _world() -> tuple[int, int]:
-    """(this process's rank, the number of ranks); (0, 1) without a process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class SwAVHead(nn.Module):
@@ -75,14 +68,11 @@ def swapped_prediction(
     """SwAV's loss: for each assigned view ``i`` (``codes[i]``, (B, K)), the mean over the other
     views ``v`` of the cross-entropy between the codes and softmax(scores[v] / temperature);
     averaged over the assigned views."""
+    log_p = [F.log_softmax(s.float() / temperature, dim=1) for s in scores]
     total = 0.0
     for i, q in codes.items():
         others = [v for v in range(len(scores)) if v != i]
-        loss = sum(
-            -(q * F.log_softmax(scores[v].float() / temperature, dim=1)).sum(1).mean()
-            for v in others
-        )
-        total = total + loss / len(others)
+        total = total + sum(-(q * log_p[v]).sum(1).mean() for v in others) / len(others)
     return total / len(codes)
 
 
@@ -110,8 +100,8 @@ class SwAVMethod(MultiCropMethod):
         )
         self.student = BackboneWithHead(backbone, head, model.forward_chunk)
         self.student.backbone.vit.set_grad_checkpointing(model.grad_checkpointing)
-        self.rank, world = _world()
-        if world > 1 and torch.cuda.is_available():  # the official code's SyncBatchNorm (CUDA only)
+        self.rank, ranks = world()
+        if ranks > 1 and torch.cuda.is_available():  # the official code's SyncBatchNorm (CUDA only)
             self.student = nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
         self.spec = view_spec(data)
         views = 2 + data.local_crops
@@ -121,11 +111,11 @@ class SwAVMethod(MultiCropMethod):
                 f"0..{views - 1} (2 global + {data.local_crops} local)"
             )
         # As the official code: whole batches, so the queue shifts by one batch a step.
-        per_rank = (method.queue_length - method.queue_length % (data.batch_size * world)) // world
-        self.queue_rows = per_rank
+        self.queue_rows = (
+            method.queue_length - method.queue_length % (data.batch_size * ranks)
+        ) // ranks
         self.queue: torch.Tensor | None = None  # (assigned views, queue_rows, feat_dim)
         self.queued = 0  # rows of the queue filled so far (counted here: the device never waits)
-        self.device = torch.device("cpu")
         self.views()
 
     @property
@@ -137,12 +127,12 @@ class SwAVMethod(MultiCropMethod):
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         s = self.settings
         self.head.normalize_prototypes()
-        if self.queue is None and self.queue_rows > 0 and epoch >= s.epoch_queue_starts:
-            self.queue = torch.zeros(
-                len(s.crops_for_assign), self.queue_rows, self.head.feat_dim, device=self.device
-            )
         outputs = student(batch)
         d = self.head.feat_dim
+        if self.queue is None and self.queue_rows > 0 and epoch >= s.epoch_queue_starts:
+            self.queue = outputs[0].new_zeros(
+                len(s.crops_for_assign), self.queue_rows, d, dtype=torch.float32
+            )
         embeddings = [out[:, :d].detach() for out in outputs]
         scores = [out[:, d:] for out in outputs]
         codes, used = self.codes(embeddings, scores)
@@ -161,12 +151,12 @@ class SwAVMethod(MultiCropMethod):
         queue then takes in this batch's embeddings."""
         s, codes = self.settings, {}
         full = self.queue is not None and self.queued == self.queue_rows
+        prototypes = self.head.prototypes.weight.detach().float()
         for slot, i in enumerate(s.crops_for_assign):
             logits = scores[i].detach().float()
             batch = len(logits)
             if full:
-                queued = self.queue[slot] @ self.head.prototypes.weight.detach().float().t()
-                logits = torch.cat([queued, logits])
+                logits = torch.cat([self.queue[slot] @ prototypes.t(), logits])
             codes[i] = sinkhorn(logits, s.epsilon, s.sinkhorn_iterations, distributed=True)[-batch:]
             if self.queue is not None:
                 self.queue[slot] = torch.cat([embeddings[i].float(), self.queue[slot, :-batch]])
@@ -181,21 +171,9 @@ class SwAVMethod(MultiCropMethod):
     def backbone(self) -> ViTBackbone:
         return self.student.backbone
 
-    def to(self, device: torch.device) -> None:
-        self.device = device
-        if self.queue is not None:
-            self.queue = self.queue.to(device)
-
     def checkpoint_state(self) -> dict[str, Any]:
         """Every rank's queue (ranks x its shape), gathered: each rank continues with its own."""
-        if self.queue is None:
-            return {"method": {}}
-        parts = [self.queue]
-        _, world = _world()
-        if world > 1:
-            parts = [torch.empty_like(self.queue) for _ in range(world)]
-            dist.all_gather(parts, self.queue.contiguous())
-        return {"method": {"queue": torch.stack(parts).cpu()}}
+        return {"method": {} if self.queue is None else {"queue": gather(self.queue).cpu()}}
 
     def load_checkpoint_state(self, state: dict[str, Any], device: torch.device) -> None:
         queue = state["method"].get("queue")

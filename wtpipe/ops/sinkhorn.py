@@ -23,20 +23,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 
-
-def _grouped() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from wtpipe.ops.dist import gather, world
 
 
 def _over_ranks(log_sums: torch.Tensor) -> torch.Tensor:
     """Per-rank log-sum-exps (..., k) -> the log-sum-exp over every rank's samples."""
-    if not _grouped():
-        return log_sums
-    parts = [torch.empty_like(log_sums) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, log_sums.contiguous())
-    return torch.logsumexp(torch.stack(parts), dim=0)
+    return log_sums if world()[1] == 1 else torch.logsumexp(gather(log_sums), dim=0)
 
 
 @torch.no_grad()

@@ -233,18 +233,7 @@ class Trainer:
             else min(self.total_steps, cfg.run.max_steps)
         )
         columns = pretraining_columns(self.method.step_scalar_names, self.method.scalar_names)
-        logs = None
-        if acc.is_main_process:
-            logs = open_run(
-                self.out,
-                cfg,
-                self.start_step,
-                end,
-                columns,
-                self.threads,
-                cfg.data.num_workers,
-                acc.num_processes,
-            )
+        logs = open_run(acc, self.out, cfg, self.start_step, end, columns, self.threads)
         dataset = ClipDataset(
             self.index,
             cfg.data.clip_frames,
